@@ -1,0 +1,74 @@
+"""end-2 (GET/HEAD a blob, with Range) and end-10 (DELETE a blob)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+
+from dockyard.api.distribution.common import authorize, registry
+from dockyard.api.errors import API_VERSION_HEADER
+from dockyard.auth.policy import Action
+from dockyard.oci.digest import Digest
+from dockyard.oci.errors import RangeInvalid
+
+
+async def get_blob(request: Request, name: str, digest_text: str) -> Response:
+    digest = Digest.parse(digest_text)
+    _, repository = await authorize(request, name, Action.PULL)
+    info = await registry(request).blobs.stat(repository, digest)
+    headers = {
+        **API_VERSION_HEADER,
+        "Docker-Content-Digest": str(digest),
+        "ETag": f'"{digest}"',
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "max-age=31536000",
+    }
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(info.size)
+        return Response(b"", 200, headers, media_type="application/octet-stream")
+    if info.path is not None:
+        # sent by the server from the file (ASGI pathsend), never through Python
+        return FileResponse(info.path, headers=headers, media_type="application/octet-stream")
+    start, end = _range(request.headers.get("range"), info.size)
+    stream = registry(request).store.blobs.read(digest, start, end - start + 1)
+    status = 200
+    if request.headers.get("range"):
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+    headers["Content-Length"] = str(end - start + 1)
+    return StreamingResponse(stream, status, headers, media_type="application/octet-stream")
+
+
+def _range(header: str | None, size: int) -> tuple[int, int]:
+    """One `bytes=a-b` range (inclusive) within `size`; the whole blob without a header."""
+    if not header:
+        return 0, size - 1
+    unit, _, spec = header.partition("=")
+    first, sep, last = spec.strip().partition("-")
+    try:
+        if unit.strip() != "bytes" or not sep or "," in spec:
+            raise ValueError
+        if first == "":
+            start, end = max(size - int(last), 0), size - 1
+        else:
+            start, end = int(first), min(int(last), size - 1) if last else size - 1
+    except ValueError:
+        raise RangeInvalid(
+            f"unsupported Range {header!r}: send one bytes=start-end range"
+        ) from None
+    if start > end or start >= size:
+        raise RangeInvalid(
+            f"Range {header!r} is outside the blob's {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return start, end
+
+
+async def delete_blob(request: Request, name: str, digest_text: str) -> Response:
+    digest = Digest.parse(digest_text)
+    _, repository = await authorize(request, name, Action.DELETE)
+    reg = registry(request)
+    info = await reg.blobs.stat(repository, digest)
+    assert repository is not None
+    await reg.blobs.delete(repository, info.digest)
+    return Response(b"", 202, {**API_VERSION_HEADER, "Content-Length": "0"})

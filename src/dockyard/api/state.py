@@ -1,0 +1,21 @@
+"""What the edge works with, built by `app.py` and kept on `app.state.dockyard`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dockyard.auth.accounts import Accounts
+from dockyard.auth.tokens import TokenIssuer
+from dockyard.registry.service import Registry
+
+if TYPE_CHECKING:
+    from dockyard.config import Settings
+
+
+@dataclass
+class EdgeState:
+    settings: Settings
+    registry: Registry
+    accounts: Accounts
+    issuer: TokenIssuer

@@ -1,0 +1,107 @@
+"""The Docker token endpoint: GET with Basic credentials, or the OAuth2 POST form."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from dockyard.api.authn import caller
+from dockyard.auth.policy import ANONYMOUS, Subject, allowed_actions
+from dockyard.auth.tokens import REFRESH_TTL, Grant, actions_of, parse_scope
+from dockyard.oci.errors import OciError, Unauthorized
+from dockyard.oci.names import validate_name
+from dockyard.registry.repositories import target
+
+
+class TokenRequestInvalid(OciError):
+    code, status, default_message = "UNSUPPORTED", 400, "invalid token request"
+
+
+async def get_token(request: Request) -> Response:
+    """`GET /token?service=…&scope=…` answered for the Basic credentials given, or anonymously."""
+    subject, claims = await caller(request)
+    if claims is not None:
+        raise Unauthorized("present Basic credentials (or none) to the token endpoint")
+    scopes = request.query_params.getlist("scope")
+    body = await _issue(request, subject, scopes)
+    if request.query_params.get("offline_token") == "true" and not subject.is_anonymous:
+        body["refresh_token"] = _refresh_token(request, subject)
+    return JSONResponse(body)
+
+
+async def post_token(request: Request) -> Response:
+    """The OAuth2 form: `grant_type=password` or `grant_type=refresh_token`."""
+    form = await request.form()
+    state = request.app.state.dockyard
+    grant_type = str(form.get("grant_type", ""))
+    scopes = str(form.get("scope", "")).split()
+    subject: Subject | None
+    if grant_type == "password":
+        subject = await state.accounts.authenticate(
+            str(form.get("username", "")), str(form.get("password", ""))
+        )
+        if subject is None:
+            raise Unauthorized("invalid username, password or token")
+    elif grant_type == "refresh_token":
+        claims = state.issuer.verify(str(form.get("refresh_token", "")), kind="refresh")
+        if claims.subject is None:
+            raise Unauthorized("refresh token names no account")
+        subject = await state.accounts.subject(claims.subject, claims.scope, claims.org)
+    else:
+        raise TokenRequestInvalid(
+            f"unsupported grant_type {grant_type!r}: use password or refresh_token"
+        )
+    body = await _issue(request, subject, scopes)
+    if str(form.get("access_type", "")) == "offline" or grant_type == "refresh_token":
+        body["refresh_token"] = (
+            str(form.get("refresh_token"))
+            if grant_type == "refresh_token"
+            else _refresh_token(request, subject)
+        )
+    return JSONResponse(body)
+
+
+async def _issue(request: Request, subject: Subject, scopes: list[str]) -> dict[str, object]:
+    state = request.app.state.dockyard
+    grants = []
+    for text in " ".join(scopes).split():
+        grant = parse_scope(text)
+        if grant is None:
+            continue
+        granted = await _grant(request, subject, grant)
+        if granted is not None:
+            grants.append(granted)
+    token, expires_in, issued = state.issuer.issue(subject, grants)
+    return {
+        "token": token,
+        "access_token": token,
+        "expires_in": expires_in,
+        "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issued)),
+        "scope": " ".join(f"{g.type}:{g.name}:{','.join(sorted(g.actions))}" for g in grants),
+    }
+
+
+async def _grant(request: Request, subject: Subject, asked: Grant) -> Grant | None:
+    """The part of `asked` the policy allows (never more than asked)."""
+    if asked.type == "registry":
+        if asked.name == "catalog" and subject is not ANONYMOUS:
+            return Grant("registry", "catalog", frozenset({"*"}))
+        return None
+    try:
+        validate_name(asked.name)
+    except OciError:
+        return None
+    repository = await request.app.state.dockyard.registry.repositories.get(asked.name)
+    allowed = allowed_actions(subject, target(asked.name, repository)) & actions_of(asked)
+    if not allowed:
+        return None
+    return Grant("repository", asked.name, frozenset(a.value for a in allowed))
+
+
+def _refresh_token(request: Request, subject: Subject) -> str:
+    token, _, _ = request.app.state.dockyard.issuer.issue(
+        subject, [], ttl=REFRESH_TTL, kind="refresh"
+    )
+    return str(token)

@@ -1,0 +1,193 @@
+"""Users, organizations, memberships and tokens; turning credentials into a `Subject`."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.auth import secrets
+from dockyard.auth.policy import Role, Scope, Subject
+from dockyard.metadata import accounts as rows
+from dockyard.metadata.db import Database
+from dockyard.metadata.tables import tokens
+from dockyard.oci.errors import Denied, NameInvalid
+from dockyard.oci.names import validate_name
+
+ADMIN = "admin"
+
+
+class AccountError(ValueError):
+    """An account operation that cannot be done as asked (the message says why)."""
+
+
+@dataclass
+class _Cached:
+    subject: Subject
+    expires: float
+
+
+class Accounts:
+    """Account operations over the metadata database.
+
+    Verified Basic credentials are cached for `cache_ttl` seconds under a hash of the pair, so a
+    client sending Basic credentials on every request pays for argon2 once, not per request.
+    """
+
+    def __init__(self, db: Database, cache_ttl: float = 60.0) -> None:
+        self.db = db
+        self.cache_ttl = cache_ttl
+        self._cache: dict[str, _Cached] = {}
+
+    async def bootstrap_admin(self, password: str | None) -> str | None:
+        """Create the site admin on first start; return its password when one was created."""
+        async with self.db.write() as conn:
+            if await rows.user_by_name(conn, ADMIN) is not None:
+                return None
+            chosen = password or secrets.new_password()
+            await rows.create_user(conn, ADMIN, secrets.hash_password(chosen), is_admin=True)
+        return chosen
+
+    async def create_user(self, name: str, password: str, is_admin: bool = False) -> None:
+        _check_namespace_name(name)
+        async with self.db.write() as conn:
+            if await rows.namespace_by_name(conn, name) is not None:
+                raise AccountError(f"the name {name!r} is already taken by a user or organization")
+            await rows.create_user(conn, name, secrets.hash_password(password), is_admin)
+
+    async def set_password(self, name: str, password: str) -> None:
+        async with self.db.write() as conn:
+            user = await _user(conn, name)
+            await rows.set_password(conn, user.id, secrets.hash_password(password))
+        self._cache.clear()
+
+    async def create_org(self, name: str, owner: str) -> None:
+        _check_namespace_name(name)
+        async with self.db.write() as conn:
+            if await rows.namespace_by_name(conn, name) is not None:
+                raise AccountError(f"the name {name!r} is already taken by a user or organization")
+            user = await _user(conn, owner)
+            namespace_id = await rows.create_namespace(conn, name, "org")
+            await rows.set_membership(conn, namespace_id, user.id, Role.OWNER)
+        self._cache.clear()
+
+    async def add_member(self, org: str, user_name: str, role: Role) -> None:
+        async with self.db.write() as conn:
+            namespace = await rows.namespace_by_name(conn, org)
+            if namespace is None or namespace.kind != "org":
+                raise AccountError(f"no organization named {org!r}")
+            user = await _user(conn, user_name)
+            await rows.set_membership(conn, namespace.id, user.id, role)
+        self._cache.clear()
+
+    async def create_token(
+        self,
+        name: str,
+        scope: Scope,
+        user: str | None = None,
+        org: str | None = None,
+        expires_in: float | None = None,
+    ) -> str:
+        """A new personal (`user`) or organization (`org`) access token, returned once."""
+        if (user is None) == (org is None):
+            raise AccountError("a token belongs to exactly one user or one organization")
+        token = secrets.new_token()
+        expires_at = time.time() + expires_in if expires_in else None
+        async with self.db.write() as conn:
+            user_id = namespace_id = None
+            if user is not None:
+                user_id = (await _user(conn, user)).id
+            else:
+                namespace = await rows.namespace_by_name(conn, org or "")
+                if namespace is None or namespace.kind != "org":
+                    raise AccountError(f"no organization named {org!r}")
+                namespace_id = namespace.id
+            await rows.create_token(
+                conn, secrets.token_hash(token), name, scope, user_id, namespace_id, expires_at
+            )
+        return token
+
+    async def authenticate(self, username: str, secret: str) -> Subject | None:
+        """The subject for Basic credentials (a password or an access token), None if wrong."""
+        key = hashlib.sha256(f"{username}\0{secret}".encode()).hexdigest()
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached.expires > now:
+            return cached.subject
+        if secrets.is_token(secret):
+            subject = await self._by_token(username, secret)
+        else:
+            subject = await self._by_password(username, secret)
+        if subject is not None:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = _Cached(subject, now + self.cache_ttl)
+        return subject
+
+    async def subject(
+        self, name: str, scope: Scope | None = None, org: str | None = None
+    ) -> Subject:
+        """The current subject behind a name from a verified bearer token."""
+        if org is not None:
+            return Subject(name=org, roles={org: Role.OWNER}, scope=scope, org=org)
+        async with self.db.read() as conn:
+            user = await rows.user_by_name(conn, name)
+            if user is None:
+                raise Denied(f"the account {name!r} no longer exists")
+            return await _user_subject(conn, user, scope)
+
+    async def _by_password(self, username: str, password: str) -> Subject | None:
+        async with self.db.read() as conn:
+            user = await rows.user_by_name(conn, username)
+        if user is None or not await secrets.verify_password(user.password_hash, password):
+            return None
+        async with self.db.read() as conn:
+            return await _user_subject(conn, user, None)
+
+    async def _by_token(self, username: str, token: str) -> Subject | None:
+        async with self.db.write() as conn:
+            row = await rows.token_by_hash(conn, secrets.token_hash(token))
+            if row is None or (row.expires_at is not None and row.expires_at < time.time()):
+                return None
+            await conn.execute(
+                update(tokens).where(tokens.c.id == row.id).values(last_used_at=time.time())
+            )
+            scope = Scope(row.scope)
+            if row.namespace_id is not None:
+                org = await rows.namespace_by_id(conn, row.namespace_id)
+                if org is None or username not in (org.name, ""):
+                    return None
+                return Subject(
+                    name=org.name, roles={org.name: Role.OWNER}, scope=scope, org=org.name
+                )
+            user = await rows.user_by_id(conn, row.user_id or -1)
+            if user is None or username not in (user.name, ""):
+                return None
+            return await _user_subject(conn, user, scope)
+
+
+async def _user(conn: AsyncConnection, name: str) -> rows.UserRow:
+    user = await rows.user_by_name(conn, name)
+    if user is None:
+        raise AccountError(f"no user named {name!r}")
+    return user
+
+
+async def _user_subject(conn: AsyncConnection, user: rows.UserRow, scope: Scope | None) -> Subject:
+    roles = {ns: Role(role) for ns, role in (await rows.roles_of(conn, user.id)).items()}
+    roles[user.name] = Role.OWNER
+    return Subject(
+        name=user.name, user_id=user.id, is_admin=user.is_admin, roles=roles, scope=scope
+    )
+
+
+def _check_namespace_name(name: str) -> None:
+    try:
+        validate_name(name)
+    except NameInvalid as exc:
+        raise AccountError(exc.message) from exc
+    if "/" in name:
+        raise AccountError(f"{name!r}: user and organization names are one path component")

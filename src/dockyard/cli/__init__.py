@@ -1,0 +1,1 @@
+"""The `dockyard` command: thin commands over the services."""

@@ -1,0 +1,73 @@
+"""`dockyard`: serve the registry, and administer it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dockyard.cli import admin
+from dockyard.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(help="Dockyard: a hub for hardened container images.", no_args_is_help=True)
+app.add_typer(admin.app, name="admin")
+
+
+@app.command()
+def serve(
+    data: Annotated[Path | None, typer.Option(help="data folder (default ./data)")] = None,
+    listen: Annotated[str | None, typer.Option(help="HOST:PORT (default 127.0.0.1:5000)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML settings file")] = None,
+    workers: Annotated[int | None, typer.Option(help="server processes")] = None,
+) -> None:
+    """Serve the registry (/v2), the token endpoint and the hub."""
+    settings = _settings(config, data=data, listen=listen, workers=workers)
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    from dockyard import app as composition
+
+    async def bootstrap() -> None:
+        store = composition.open_store(settings)
+        try:
+            await composition.build_state(settings, store)
+        finally:
+            await store.db.close()
+
+    asyncio.run(bootstrap())
+    # the workers read the same settings from the environment
+    os.environ.update(_as_environment(settings, config))
+    typer.echo(f"Dockyard listening on http://{settings.listen}", err=True)
+    Granian(
+        "dockyard.app:from_environment",
+        factory=True,
+        address=settings.listen_host,
+        port=settings.listen_port,
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        log_enabled=True,
+        backlog=2048,
+    ).serve()
+
+
+def _settings(config: Path | None, **flags: object) -> Settings:
+    try:
+        return load_settings(config, **flags)
+    except (ConfigError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _as_environment(settings: Settings, config: Path | None) -> dict[str, str]:
+    env = {"DOCKYARD_DATA": str(settings.data.resolve()), "DOCKYARD_LISTEN": settings.listen}
+    env["DOCKYARD_WORKERS"] = str(settings.workers)
+    if config is not None:
+        env["DOCKYARD_SERVER_CONFIG"] = str(config.resolve())
+    return env
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Metadata: tables, queries and migrations (SQLite by default, PostgreSQL for several nodes)."""

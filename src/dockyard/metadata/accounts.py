@@ -1,0 +1,152 @@
+"""Users, namespaces (one per user, one per organization), memberships and access tokens."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.metadata.tables import memberships, namespaces, tokens, users
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    name: str
+    password_hash: str
+    is_admin: bool
+    namespace_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceRow:
+    id: int
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRow:
+    id: int
+    name: str
+    user_id: int | None
+    namespace_id: int | None
+    scope: str
+    expires_at: float | None
+
+
+async def create_namespace(conn: AsyncConnection, name: str, kind: str) -> int:
+    result = await conn.execute(
+        insert(namespaces).values(name=name, kind=kind, created_at=time.time())
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+async def namespace_by_name(conn: AsyncConnection, name: str) -> NamespaceRow | None:
+    row = (
+        await conn.execute(
+            select(namespaces.c.id, namespaces.c.name, namespaces.c.kind).where(
+                namespaces.c.name == name
+            )
+        )
+    ).first()
+    return NamespaceRow(row.id, row.name, row.kind) if row else None
+
+
+async def create_user(
+    conn: AsyncConnection, name: str, password_hash: str, is_admin: bool = False
+) -> int:
+    namespace_id = await create_namespace(conn, name, "user")
+    result = await conn.execute(
+        insert(users).values(
+            name=name,
+            password_hash=password_hash,
+            is_admin=is_admin,
+            namespace_id=namespace_id,
+            created_at=time.time(),
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def _user(row: Any) -> UserRow:
+    return UserRow(row.id, row.name, row.password_hash, bool(row.is_admin), row.namespace_id)
+
+
+async def user_by_name(conn: AsyncConnection, name: str) -> UserRow | None:
+    row = (await conn.execute(select(users).where(users.c.name == name))).first()
+    return _user(row) if row else None
+
+
+async def user_by_id(conn: AsyncConnection, user_id: int) -> UserRow | None:
+    row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+    return _user(row) if row else None
+
+
+async def set_password(conn: AsyncConnection, user_id: int, password_hash: str) -> None:
+    await conn.execute(
+        update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+    )
+
+
+async def count_users(conn: AsyncConnection) -> int:
+    return len((await conn.execute(select(users.c.id))).all())
+
+
+async def set_membership(conn: AsyncConnection, namespace_id: int, user_id: int, role: str) -> None:
+    await conn.execute(
+        delete(memberships).where(
+            and_(memberships.c.namespace_id == namespace_id, memberships.c.user_id == user_id)
+        )
+    )
+    await conn.execute(
+        insert(memberships).values(namespace_id=namespace_id, user_id=user_id, role=role)
+    )
+
+
+async def roles_of(conn: AsyncConnection, user_id: int) -> dict[str, str]:
+    """Namespace name → role for every organization the user belongs to."""
+    rows = await conn.execute(
+        select(namespaces.c.name, memberships.c.role)
+        .join(memberships, memberships.c.namespace_id == namespaces.c.id)
+        .where(memberships.c.user_id == user_id)
+    )
+    return {row.name: row.role for row in rows}
+
+
+async def create_token(
+    conn: AsyncConnection,
+    token_hash: str,
+    name: str,
+    scope: str,
+    user_id: int | None,
+    namespace_id: int | None,
+    expires_at: float | None,
+) -> int:
+    result = await conn.execute(
+        insert(tokens).values(
+            token_hash=token_hash,
+            name=name,
+            scope=scope,
+            user_id=user_id,
+            namespace_id=namespace_id,
+            expires_at=expires_at,
+            created_at=time.time(),
+        )
+    )
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+async def token_by_hash(conn: AsyncConnection, token_hash: str) -> TokenRow | None:
+    row = (await conn.execute(select(tokens).where(tokens.c.token_hash == token_hash))).first()
+    if row is None:
+        return None
+    return TokenRow(row.id, row.name, row.user_id, row.namespace_id, row.scope, row.expires_at)
+
+
+async def namespace_by_id(conn: AsyncConnection, namespace_id: int) -> NamespaceRow | None:
+    row = (await conn.execute(select(namespaces).where(namespaces.c.id == namespace_id))).first()
+    return NamespaceRow(row.id, row.name, row.kind) if row else None

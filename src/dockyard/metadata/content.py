@@ -1,0 +1,161 @@
+"""Blobs, the per-repository links that make them visible, and upload sessions."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import and_, delete, exists, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.metadata.db import Database
+from dockyard.metadata.tables import blobs, manifest_references, repository_blobs, uploads
+
+
+async def link_blob(
+    db: Database, conn: AsyncConnection, repository_id: int, digest: str, size: int
+) -> None:
+    """Record that a blob exists and is visible in a repository."""
+    now = time.time()
+    await conn.execute(
+        db.insert_ignore(blobs).values(digest=digest, size=size, created_at=now, last_linked_at=now)
+    )
+    await conn.execute(update(blobs).where(blobs.c.digest == digest).values(last_linked_at=now))
+    await conn.execute(
+        db.insert_ignore(repository_blobs).values(
+            repository_id=repository_id, digest=digest, last_used_at=now
+        )
+    )
+
+
+async def linked_size(conn: AsyncConnection, repository_id: int, digest: str) -> int | None:
+    """The blob's size when it is visible in the repository, else None."""
+    return (
+        await conn.execute(
+            select(blobs.c.size)
+            .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
+            .where(
+                and_(repository_blobs.c.repository_id == repository_id, blobs.c.digest == digest)
+            )
+        )
+    ).scalar()
+
+
+async def touch_links(
+    conn: AsyncConnection, repository_id: int, digests: list[str]
+) -> dict[str, int]:
+    """Mark links as used now (so collection spares them); return the linked digests' sizes."""
+    if not digests:
+        return {}
+    condition = and_(
+        repository_blobs.c.repository_id == repository_id, repository_blobs.c.digest.in_(digests)
+    )
+    await conn.execute(update(repository_blobs).where(condition).values(last_used_at=time.time()))
+    rows = await conn.execute(
+        select(blobs.c.digest, blobs.c.size)
+        .join(repository_blobs, repository_blobs.c.digest == blobs.c.digest)
+        .where(condition)
+    )
+    return {row.digest: row.size for row in rows}
+
+
+async def unlink_blob(conn: AsyncConnection, repository_id: int, digest: str) -> bool:
+    result = await conn.execute(
+        delete(repository_blobs).where(
+            and_(
+                repository_blobs.c.repository_id == repository_id,
+                repository_blobs.c.digest == digest,
+            )
+        )
+    )
+    return result.rowcount > 0
+
+
+async def blob_size(conn: AsyncConnection, digest: str) -> int | None:
+    return (await conn.execute(select(blobs.c.size).where(blobs.c.digest == digest))).scalar()
+
+
+# Garbage collection ---------------------------------------------------------------------------
+
+
+async def prune_links(conn: AsyncConnection, older_than: float) -> int:
+    """Drop links no manifest of their repository references and that were not used recently."""
+    referenced = exists().where(
+        and_(
+            manifest_references.c.repository_id == repository_blobs.c.repository_id,
+            manifest_references.c.target_digest == repository_blobs.c.digest,
+        )
+    )
+    result = await conn.execute(
+        delete(repository_blobs).where(
+            and_(repository_blobs.c.last_used_at < older_than, ~referenced)
+        )
+    )
+    return result.rowcount
+
+
+async def unlinked_blobs(conn: AsyncConnection, older_than: float) -> list[tuple[str, int]]:
+    linked = exists().where(repository_blobs.c.digest == blobs.c.digest)
+    rows = await conn.execute(
+        select(blobs.c.digest, blobs.c.size).where(
+            and_(blobs.c.last_linked_at < older_than, ~linked)
+        )
+    )
+    return [(row.digest, row.size) for row in rows]
+
+
+async def delete_blob_if_unlinked(conn: AsyncConnection, digest: str, older_than: float) -> bool:
+    """Delete a blob's row if it is still unlinked and old; the caller then removes its bytes."""
+    linked = exists().where(repository_blobs.c.digest == blobs.c.digest)
+    result = await conn.execute(
+        delete(blobs).where(
+            and_(blobs.c.digest == digest, blobs.c.last_linked_at < older_than, ~linked)
+        )
+    )
+    return result.rowcount > 0
+
+
+async def known_blobs(conn: AsyncConnection, digests: list[str]) -> set[str]:
+    if not digests:
+        return set()
+    return set(
+        (await conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(digests)))).scalars()
+    )
+
+
+# Upload sessions -------------------------------------------------------------------------------
+
+
+async def create_upload(conn: AsyncConnection, upload_id: str, repository_id: int) -> None:
+    now = time.time()
+    await conn.execute(
+        insert(uploads).values(
+            id=upload_id, repository_id=repository_id, created_at=now, updated_at=now
+        )
+    )
+
+
+async def upload_repository(conn: AsyncConnection, upload_id: str) -> int | None:
+    """The repository an upload session belongs to, None when there is no such session."""
+    return (
+        await conn.execute(select(uploads.c.repository_id).where(uploads.c.id == upload_id))
+    ).scalar()
+
+
+async def touch_upload(conn: AsyncConnection, upload_id: str) -> None:
+    await conn.execute(
+        update(uploads).where(uploads.c.id == upload_id).values(updated_at=time.time())
+    )
+
+
+async def delete_upload(conn: AsyncConnection, upload_id: str) -> bool:
+    result = await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
+    return result.rowcount > 0
+
+
+async def stale_uploads(conn: AsyncConnection, older_than: float) -> list[str]:
+    rows = await conn.execute(select(uploads.c.id).where(uploads.c.updated_at < older_than))
+    return list(rows.scalars())
+
+
+async def upload_exists(conn: AsyncConnection, upload_id: str) -> bool:
+    return await upload_repository(conn, upload_id) is not None

@@ -1,0 +1,98 @@
+"""The database: one async engine, read and write transactions, migrations at start."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.dml import Insert
+
+_WRITE = "dockyard_write"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def sqlite_url(folder: str | Path) -> str:
+    """The URL of the embedded default database inside a data folder."""
+    return f"sqlite+aiosqlite:///{Path(folder).resolve() / 'dockyard.db'}"
+
+
+class Database:
+    """Transactions over SQLite (WAL) or PostgreSQL.
+
+    `read()` and `write()` each give a connection inside a transaction that commits on success.
+    On SQLite a write transaction starts with BEGIN IMMEDIATE, so two writers queue on the lock
+    instead of failing when one upgrades from reading to writing.
+    """
+
+    def __init__(self, url: str, **engine_options: Any) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            engine_options.setdefault("connect_args", {"timeout": 30})
+        else:
+            engine_options.setdefault("pool_size", 10)
+            engine_options.setdefault("pool_pre_ping", True)
+        self.engine: AsyncEngine = create_async_engine(url, **engine_options)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        self._writer = self.engine.execution_options(**{_WRITE: True})
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        async with self._writer.begin() as conn:
+            yield conn
+
+    def insert_ignore(self, table: Table) -> Insert:
+        """INSERT that leaves an existing row (same primary or unique key) alone."""
+        if self.is_sqlite:
+            return sqlite.insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+
+    async def migrate(self) -> None:
+        """Bring the schema to the newest migration (safe when several nodes start at once)."""
+        from alembic import command
+        from alembic.config import Config
+
+        def upgrade(sync_conn: Connection) -> None:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = sync_conn
+            command.upgrade(config, "head")
+
+        async with self.write() as conn:
+            if not self.is_sqlite:
+                await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
+            await conn.run_sync(upgrade)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # take transaction control from the driver so BEGIN is ours to emit
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

@@ -1,0 +1,1 @@
+"""The rules of a registry on top of storage and metadata."""

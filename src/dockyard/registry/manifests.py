@@ -1,0 +1,209 @@
+"""Manifests and tags: push (validated, all-or-nothing), pull with negotiation, delete."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dockyard.metadata import content, repositories
+from dockyard.metadata import manifests as rows
+from dockyard.metadata.manifests import ManifestRow
+from dockyard.metadata.repositories import RepositoryRow
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.digest import Digest, is_digest
+from dockyard.oci.errors import (
+    Denied,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestInvalid,
+    ManifestUnknown,
+)
+from dockyard.oci.manifest import Manifest, parse_manifest
+from dockyard.oci.names import TAG_PATTERN, validate_tag
+from dockyard.registry.context import Store
+
+# Layers that live elsewhere by design; a registry does not hold them.
+_NON_DISTRIBUTABLE = frozenset(
+    {
+        mt.DOCKER_FOREIGN_LAYER,
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    }
+)
+DEFAULT_PLATFORM = ("linux", "amd64")
+
+
+@dataclass(frozen=True, slots=True)
+class Pushed:
+    """The outcome of a manifest push."""
+
+    manifest: Manifest
+    tag: str | None
+    previous: str | None  # the digest the tag pointed at before, when it moved
+    created: bool  # False when the same manifest was already stored
+
+
+class Manifests:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def get(
+        self, repository: RepositoryRow, reference: str, accept: frozenset[str] | None = None
+    ) -> ManifestRow:
+        """The manifest for a tag or digest that the client accepts.
+
+        An index asked for by tag by a client that does not accept indexes gets its
+        linux/amd64 image (as Docker's registry does); any other unaccepted type is unknown.
+        """
+        async with self.store.db.read() as conn:
+            if is_digest(reference):
+                found = await rows.by_digest(conn, repository.id, str(Digest.parse(reference)))
+            elif TAG_PATTERN.fullmatch(reference):
+                found = await rows.by_tag(conn, repository.id, reference)
+            else:
+                found = None  # no tag can have that form, so none is known: 404, as the spec wants
+        if found is None:
+            raise ManifestUnknown(
+                f"manifest {reference!r} is not known to repository {repository.name!r}",
+                {"name": repository.name, "reference": reference},
+            )
+        if accept is None or found.media_type in accept:
+            return found
+        if mt.is_index(found.media_type) and not is_digest(reference):
+            child = await self._default_platform(repository, found, accept)
+            if child is not None:
+                return child
+        raise ManifestUnknown(
+            f"manifest {reference!r} is a {found.media_type}, "
+            "which the request's Accept header does not allow",
+            {"name": repository.name, "reference": reference, "mediaType": found.media_type},
+        )
+
+    async def _default_platform(
+        self, repository: RepositoryRow, index: ManifestRow, accept: frozenset[str]
+    ) -> ManifestRow | None:
+        for entry in json.loads(index.content).get("manifests", []):
+            platform = entry.get("platform") or {}
+            if (platform.get("os"), platform.get("architecture")) == DEFAULT_PLATFORM and entry.get(
+                "mediaType"
+            ) in accept:
+                async with self.store.db.read() as conn:
+                    return await rows.by_digest(conn, repository.id, entry["digest"])
+        return None
+
+    async def put(
+        self, repository: RepositoryRow, reference: str, raw: bytes, content_type: str | None
+    ) -> Pushed:
+        """Store a manifest once everything it names is in the repository, then tag it."""
+        tag: str | None = None
+        if is_digest(reference):
+            expected = Digest.parse(reference)
+            manifest = parse_manifest(raw, content_type, expected.algorithm)
+            if manifest.digest != expected:
+                raise DigestInvalid(
+                    f"manifest has digest {manifest.digest}, not the {expected} it was pushed as",
+                    {"expected": str(expected), "actual": str(manifest.digest)},
+                )
+        else:
+            tag = validate_tag(reference)
+            manifest = parse_manifest(raw, content_type)
+        db = self.store.db
+        async with db.write() as conn:
+            await self._check_references(conn, repository, manifest)
+            references = [(str(d.digest), "blob") for d in manifest.blobs] + [
+                (str(d.digest), "manifest") for d in manifest.children
+            ]
+            created = await rows.put(
+                db,
+                conn,
+                repository.id,
+                str(manifest.digest),
+                manifest.media_type,
+                manifest.raw,
+                manifest.artifact_type,
+                str(manifest.subject.digest) if manifest.subject else None,
+                manifest.annotations,
+                references,
+            )
+            previous = None
+            if tag is not None:
+                previous = await repositories.tag_digest(conn, repository.id, tag)
+                if previous not in (None, str(manifest.digest)) and repository.immutable_tags:
+                    raise Denied(
+                        f"tag {tag!r} already exists and repository {repository.name!r} has "
+                        "immutable tags enabled: push a new tag instead",
+                    )
+                await repositories.set_tag(conn, repository.id, tag, str(manifest.digest))
+        return Pushed(manifest, tag, previous, created)
+
+    async def _check_references(
+        self, conn: AsyncConnection, repository: RepositoryRow, manifest: Manifest
+    ) -> None:
+        wanted = [d for d in manifest.blobs if d.media_type not in _NON_DISTRIBUTABLE]
+        sizes = await content.touch_links(conn, repository.id, [str(d.digest) for d in wanted])
+        for descriptor in wanted:
+            size = sizes.get(str(descriptor.digest))
+            if size is None:
+                raise ManifestBlobUnknown(
+                    f"blob {descriptor.digest} is not in repository {repository.name!r}: "
+                    "push it first",
+                    {"digest": str(descriptor.digest)},
+                )
+            if size != descriptor.size:
+                raise ManifestInvalid(
+                    f"descriptor of {descriptor.digest} says {descriptor.size} bytes but the blob "
+                    f"has {size}",
+                    {"digest": str(descriptor.digest)},
+                )
+        children = [str(d.digest) for d in manifest.children]
+        missing = set(children) - await rows.existing(conn, repository.id, children)
+        if missing:
+            first = sorted(missing)[0]
+            raise ManifestBlobUnknown(
+                f"manifest {first} listed by the index is not in repository {repository.name!r}: "
+                "push it first",
+                {"digest": first},
+            )
+
+    async def delete(self, repository: RepositoryRow, reference: str) -> None:
+        """Delete a tag, or a manifest with every tag that points at it."""
+        async with self.store.db.write() as conn:
+            if not is_digest(reference):
+                tag = validate_tag(reference)
+                if repository.immutable_tags:
+                    raise Denied(
+                        f"repository {repository.name!r} has immutable tags: tags cannot be deleted"
+                    )
+                if not await repositories.delete_tag(conn, repository.id, tag):
+                    raise ManifestUnknown(
+                        f"tag {tag!r} is not known to repository {repository.name!r}"
+                    )
+                return
+            digest = str(Digest.parse(reference))
+            if repository.immutable_tags and await repositories.tags_of_digest(
+                conn, repository.id, digest
+            ):
+                raise Denied(
+                    f"manifest {digest} is tagged in {repository.name!r}, which has immutable tags"
+                )
+            if not await rows.delete_manifest(conn, repository.id, digest):
+                raise ManifestUnknown(
+                    f"manifest {digest} is not known to repository {repository.name!r}"
+                )
+
+    async def tags(
+        self, repository: RepositoryRow, n: int | None, last: str | None
+    ) -> tuple[list[str], bool]:
+        """Tag names in lexical order after `last`, at most `n`; and whether more follow."""
+        if n is not None and n <= 0:
+            return [], False
+        async with self.store.db.read() as conn:
+            names = await repositories.tags_after(
+                conn, repository.id, last, None if n is None else n + 1
+            )
+        if n is not None and len(names) > n:
+            return names[:n], True
+        return names, False

@@ -1,0 +1,1 @@
+"""The content store: blobs and upload data behind a storage driver."""

@@ -1,0 +1,1 @@
+"""Storage drivers: where bytes live (a folder by default)."""

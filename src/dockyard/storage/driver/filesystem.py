@@ -1,0 +1,153 @@
+"""The filesystem driver: objects are files under a root folder."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+READ_CHUNK = 1024 * 1024
+
+
+class FileAppender:
+    """Appends to a file; every write and fsync runs in a worker thread."""
+
+    def __init__(self, fd: int, size: int) -> None:
+        self._fd = fd
+        self._size = size
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def write(self, data: bytes | memoryview) -> None:
+        await asyncio.to_thread(self._write_all, data)
+        self._size += len(data)
+
+    def _write_all(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    async def sync(self) -> None:
+        await asyncio.to_thread(os.fsync, self._fd)
+
+    async def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class FilesystemDriver:
+    """Keys map to files under `root`; placing is fsync + hard link + fsync of the folder."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"invalid storage key {key!r}")
+        return self.root / key
+
+    async def size(self, key: str) -> int | None:
+        try:
+            return (await asyncio.to_thread(os.stat, self._path(key))).st_size
+        except FileNotFoundError:
+            return None
+
+    def local_path(self, key: str) -> str | None:
+        return str(self._path(key))
+
+    async def read(
+        self, key: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        with await asyncio.to_thread(open, path, "rb") as handle:
+            await asyncio.to_thread(handle.seek, offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+                chunk = await asyncio.to_thread(handle.read, want)
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    async def read_all(self, key: str) -> bytes:
+        return await asyncio.to_thread(self._path(key).read_bytes)
+
+    async def open_append(self, key: str) -> FileAppender:
+        path = self._path(key)
+
+        def _open() -> FileAppender:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            return FileAppender(fd, os.fstat(fd).st_size)
+
+        return await asyncio.to_thread(_open)
+
+    async def place(self, src: str, dst: str) -> bool:
+        return await asyncio.to_thread(self._place, self._path(src), self._path(dst))
+
+    @staticmethod
+    def _place(src: Path, dst: Path) -> bool:
+        if dst.exists():
+            return False
+        fd = os.open(src, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # a hard link publishes the complete file atomically and keeps the upload's copy
+            os.link(src, dst)
+        except FileExistsError:
+            return False
+        _fsync_dir(dst.parent)
+        return True
+
+    async def delete(self, key: str) -> bool:
+        return await asyncio.to_thread(self._delete, self._path(key))
+
+    @staticmethod
+    def _delete(path: Path) -> bool:
+        try:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    async def walk(self, prefix: str) -> AsyncIterator[tuple[str, float]]:
+        base = self._path(prefix) if prefix else self.root
+        entries = await asyncio.to_thread(self._walk, base)
+        for entry in entries:
+            yield entry
+
+    def _walk(self, base: Path) -> list[tuple[str, float]]:
+        found: list[tuple[str, float]] = []
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                full = Path(dirpath) / name
+                try:
+                    mtime = full.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                found.append((full.relative_to(self.root).as_posix(), mtime))
+        return found
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

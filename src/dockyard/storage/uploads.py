@@ -1,0 +1,134 @@
+"""Upload data: request bodies streamed to disk, hashed on the way, in a few-MiB buffers.
+
+Bodies arrive in small chunks. Handling each chunk on the event loop cannot keep up with the
+disk, so chunks gather into buffers of `BUFFER_SIZE`, and each full buffer is hashed and written
+in a worker thread (hashlib and file writes release the GIL) while the next one fills.
+
+The running sha256 of each upload is kept in memory by the process that received it; an upload
+continued by another process (or after a restart) is re-hashed from its data when it completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from dockyard.oci.digest import Digest
+from dockyard.oci.errors import SizeInvalid
+from dockyard.storage import paths
+from dockyard.storage.driver.base import Appender, StorageDriver
+
+BUFFER_SIZE = 4 * 1024 * 1024
+
+
+@dataclass
+class _Running:
+    hasher: hashlib._Hash
+    offset: int
+
+
+class UploadStore:
+    """The bytes of upload sessions, keyed by upload id."""
+
+    def __init__(self, driver: StorageDriver) -> None:
+        self.driver = driver
+        self._running: dict[str, _Running] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, upload_id: str) -> asyncio.Lock:
+        """Serializes writes to one upload within this process."""
+        return self._locks.setdefault(upload_id, asyncio.Lock())
+
+    async def create(self, upload_id: str) -> None:
+        appender = await self.driver.open_append(paths.upload_key(upload_id))
+        await appender.close()
+        self._running[upload_id] = _Running(hashlib.sha256(), 0)
+
+    async def size(self, upload_id: str) -> int | None:
+        return await self.driver.size(paths.upload_key(upload_id))
+
+    async def append(
+        self, upload_id: str, body: AsyncIterator[bytes], expected_length: int | None = None
+    ) -> int:
+        """Append a request body; return the upload's new size.
+
+        Raises `SizeInvalid` when the body is not `expected_length` bytes long (what was received
+        stays appended: the client may ask for the offset and resume).
+        """
+        appender = await self.driver.open_append(paths.upload_key(upload_id))
+        running = self._running.get(upload_id)
+        if running is not None and running.offset != appender.size:
+            running = None  # another process appended: re-hash when it completes
+        try:
+            received = await _pump(body, appender, running.hasher if running else None)
+            await appender.sync()
+        finally:
+            await appender.close()
+        if running is not None:
+            running.offset += received
+        else:
+            self._running.pop(upload_id, None)
+        if expected_length is not None and received != expected_length:
+            raise SizeInvalid(
+                f"request body was {received} bytes but Content-Length said {expected_length}"
+            )
+        return appender.size
+
+    async def digest(self, upload_id: str, algorithm: str) -> Digest:
+        """The digest of everything uploaded so far (from the running hash when it is current)."""
+        running = self._running.get(upload_id)
+        size = await self.size(upload_id)
+        if algorithm == "sha256" and running is not None and running.offset == size:
+            return Digest(algorithm, running.hasher.copy().hexdigest())
+        hasher = hashlib.new(algorithm)
+        async for chunk in self.driver.read(paths.upload_key(upload_id)):
+            await asyncio.to_thread(hasher.update, chunk)
+        return Digest(algorithm, hasher.hexdigest())
+
+    async def discard(self, upload_id: str) -> None:
+        self.forget(upload_id)
+        await self.driver.delete(paths.upload_folder(upload_id))
+
+    def forget(self, upload_id: str) -> None:
+        """Drop the in-memory state of an upload that has completed or been cancelled."""
+        self._running.pop(upload_id, None)
+        self._locks.pop(upload_id, None)
+
+    async def ids(self) -> AsyncIterator[tuple[str, float]]:
+        """Every upload id with data on storage and its last modification time."""
+        async for key, mtime in self.driver.walk(paths.UPLOADS):
+            upload_id = paths.upload_id_from_key(key)
+            if upload_id is not None:
+                yield upload_id, mtime
+
+
+async def _pump(
+    body: AsyncIterator[bytes], appender: Appender, hasher: hashlib._Hash | None
+) -> int:
+    """Copy `body` to `appender` in BUFFER_SIZE pieces, one in flight while the next fills."""
+    received = 0
+    buffer = bytearray()
+    pending: asyncio.Task[None] | None = None
+
+    async def flush(data: bytes) -> None:
+        if hasher is not None:
+            await asyncio.to_thread(hasher.update, data)
+        await appender.write(data)
+
+    try:
+        async for chunk in body:
+            received += len(chunk)
+            buffer += chunk
+            if len(buffer) >= BUFFER_SIZE:
+                if pending is not None:
+                    await pending
+                pending = asyncio.create_task(flush(bytes(buffer)))
+                buffer.clear()
+    finally:
+        if pending is not None:
+            await pending
+    if buffer:
+        await flush(bytes(buffer))
+    return received

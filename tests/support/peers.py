@@ -1,0 +1,842 @@
+"""Real peers over loopback as pytest fixtures: CNCF distribution, PostgreSQL, skopeo, podman,
+and dockyard's own server as a subprocess.
+
+Rules kept here: everything binds 127.0.0.1 on a free port; every wait is bounded polling;
+every subprocess has a timeout; whatever a fixture starts it stops by PID (or its own process
+group) at teardown. When a test fails, the tail of each server log it used is attached to the
+failure report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HOST = "127.0.0.1"
+VENV_BIN = Path(sys.executable).parent
+DOCKYARD_BIN = VENV_BIN / "dockyard"
+"""The console script under test; read at call time so a test can point it elsewhere."""
+
+COMMAND_TIMEOUT = 120.0
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+LOG_TAIL_LINES = 80
+
+_server_logs = pytest.StashKey[list[tuple[str, Path]]]()
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+class CommandError(subprocess.CalledProcessError):
+    """A command failed; unlike CalledProcessError, the message shows stdout and stderr."""
+
+    def __str__(self) -> str:
+        command = " ".join(str(part) for part in self.cmd)
+        return (
+            f"command exited with {self.returncode}: {command}\n"
+            f"--- stdout ---\n{self.stdout or ''}\n--- stderr ---\n{self.stderr or ''}"
+        )
+
+
+def run(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | str | None = None,
+    timeout: float = COMMAND_TIMEOUT,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command with a timeout, capturing text; raise `CommandError` if it fails."""
+    argv = [str(arg) for arg in args]
+    try:
+        result = subprocess.run(
+            argv,
+            input=input,
+            env=None if env is None else dict(env),
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as error:
+        raise AssertionError(
+            f"command timed out after {timeout} s: {' '.join(argv)}\n"
+            f"--- stdout ---\n{_text(error.stdout)}\n--- stderr ---\n{_text(error.stderr)}"
+        ) from error
+    if check and result.returncode != 0:
+        raise CommandError(result.returncode, argv, result.stdout, result.stderr)
+    return result
+
+
+def _text(output: str | bytes | None) -> str:
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    abort: Callable[[], str | None] = lambda: None,
+) -> None:
+    """Poll `condition` until it holds; fail after `timeout` s or as soon as `abort` says why."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if condition():
+            return
+        reason = abort()
+        if reason is not None:
+            raise AssertionError(f"gave up waiting for {what}: {reason}")
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        interval = min(interval * 1.5, 0.5)
+
+
+_no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def http_status(url: str, *, timeout: float = 2.0) -> int | None:
+    """The status of GET `url`, or None if nothing answers (no proxies, ever)."""
+    try:
+        with _no_proxy.open(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last `lines` lines of a log file ('' if it is missing)."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _attach_log(request: pytest.FixtureRequest, label: str, path: Path) -> None:
+    request.node.stash.setdefault(_server_logs, []).append((label, path))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """On failure, attach the tail of every server log the test used to its report."""
+    report: pytest.TestReport = yield
+    if report.failed:
+        for label, path in item.stash.get(_server_logs, []):
+            tail = log_tail(path)
+            # Only our "--- starting" markers: the server itself said nothing.
+            if any(line and not line.startswith(_MARKER) for line in tail.splitlines()):
+                report.sections.append((f"{label} log (tail of {path})", tail))
+    return report
+
+
+_MARKER = "--- starting: "
+
+
+class _Process:
+    """A server subprocess in its own process group, logging to a file."""
+
+    def __init__(self, argv: Sequence[str], env: Mapping[str, str], log: Path) -> None:
+        self.argv = list(argv)
+        with log.open("ab") as log_file:
+            log_file.write(f"{_MARKER}{' '.join(self.argv)}\n".encode())
+            log_file.flush()
+            # A process group of its own, so stop/kill also reach workers it forks (granian).
+            self.popen = subprocess.Popen(
+                self.argv,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def exited(self) -> str | None:
+        code = self.popen.poll()
+        return None if code is None else f"process exited with {code}"
+
+    def kill(self) -> None:
+        """SIGKILL the whole group at once, as a crash would."""
+        self._signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=STOP_TIMEOUT)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM the leader; SIGKILL the group after `timeout` s and mop up what remains."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=timeout)
+        self._signal_group(signal.SIGKILL)
+        self.popen.wait(timeout=STOP_TIMEOUT)
+
+    def _signal_group(self, signum: int) -> None:
+        # The group id is the leader's pid (start_new_session); it only holds what we started.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signum)
+
+
+def _clean_env(drop_prefixes: Sequence[str] = ()) -> dict[str, str]:
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not any(key.startswith(prefix) for prefix in drop_prefixes)
+    }
+
+
+# --- CNCF distribution (docker-registry) -----------------------------------------------------
+
+
+@dataclass
+class DockerRegistry:
+    """A running `docker-registry` (CNCF distribution 2.8) on 127.0.0.1."""
+
+    host: str
+    url: str
+    root: Path
+    log: Path
+    users: dict[str, str]
+    process: _Process = field(repr=False)
+
+    @property
+    def creds(self) -> str | None:
+        """`user:password` of the first user, for `--creds`, or None without auth."""
+        for user, password in self.users.items():
+            return f"{user}:{password}"
+        return None
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+DockerRegistryFactory = Callable[..., DockerRegistry]
+
+
+def _start_docker_registry(
+    base: Path, *, users: Mapping[str, str] | None = None, log_level: str = "error"
+) -> DockerRegistry:
+    port = free_port()
+    root = base / "data"
+    root.mkdir(parents=True)
+    config: dict[str, Any] = {
+        "version": 0.1,
+        "log": {"level": log_level, "accesslog": {"disabled": True}},
+        "storage": {
+            "filesystem": {"rootdirectory": str(root)},
+            "delete": {"enabled": True},
+        },
+        "http": {"addr": f"{HOST}:{port}", "secret": secrets.token_hex(16)},
+    }
+    if users:
+        htpasswd = base / "htpasswd"
+        for index, (user, password) in enumerate(users.items()):
+            # bcrypt cost 4: the default cost 12 costs ~250 ms on every request.
+            flags = "-cbB" if index == 0 else "-bB"
+            run(["htpasswd", flags, "-C", "4", htpasswd, user, password])
+        config["auth"] = {"htpasswd": {"realm": "docker-registry", "path": str(htpasswd)}}
+    config_path = base / "config.yml"
+    config_path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+    log = base / "registry.log"
+    # REGISTRY_* variables override the config file: keep the caller's out.
+    env = _clean_env(drop_prefixes=("REGISTRY_",))
+    process = _Process(["docker-registry", "serve", str(config_path)], env, log)
+    url = f"http://{HOST}:{port}"
+    ready = {401} if users else {200}
+    try:
+        wait_until(
+            lambda: http_status(f"{url}/v2/") in ready,
+            timeout=STARTUP_TIMEOUT,
+            what=f"docker-registry on {HOST}:{port} to answer /v2/",
+            abort=process.exited,
+        )
+    except AssertionError as error:
+        process.stop()
+        raise AssertionError(f"{error}\n--- {log} ---\n{log_tail(log)}") from None
+    return DockerRegistry(
+        host=f"{HOST}:{port}", url=url, root=root, log=log, users=dict(users or {}), process=process
+    )
+
+
+@pytest.fixture
+def docker_registry_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DockerRegistryFactory]:
+    """Start CNCF distribution registries: `factory(users={"alice": "pw"}, log_level="error")`.
+
+    With `users`, the registry asks for basic auth (htpasswd, bcrypt cost 4). Each registry has
+    its own temporary storage and port, delete enabled; all stop at teardown.
+    """
+    started: list[DockerRegistry] = []
+
+    def start(
+        *, users: Mapping[str, str] | None = None, log_level: str = "error"
+    ) -> DockerRegistry:
+        base = tmp_path_factory.mktemp("docker-registry")
+        registry = _start_docker_registry(base, users=users, log_level=log_level)
+        started.append(registry)
+        _attach_log(request, f"docker-registry {registry.host}", registry.log)
+        return registry
+
+    yield start
+    for registry in reversed(started):
+        registry.stop()
+
+
+@pytest.fixture
+def docker_registry(docker_registry_factory: DockerRegistryFactory) -> DockerRegistry:
+    """One CNCF distribution registry without auth (no referrers API: the fallback-tag peer)."""
+    return docker_registry_factory()
+
+
+# --- dockyard serve --------------------------------------------------------------------------
+
+
+@dataclass
+class DockyardServer:
+    """`dockyard serve` as a subprocess on 127.0.0.1, with its data folder and admin password."""
+
+    host: str
+    url: str
+    data: Path
+    log: Path
+    admin_password: str
+    env: dict[str, str] = field(repr=False)
+    args: list[str] = field(default_factory=list)
+    process: _Process | None = field(default=None, repr=False)
+
+    @property
+    def port(self) -> int:
+        return int(self.host.rsplit(":", 1)[1])
+
+    def cli(
+        self,
+        *args: str | os.PathLike[str],
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = COMMAND_TIMEOUT,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `dockyard *args --data DATA` with the server's environment."""
+        return run(
+            [DOCKYARD_BIN, *args, "--data", self.data],
+            input=input,
+            env=self.env,
+            timeout=timeout,
+            check=check,
+        )
+
+    def start(self) -> None:
+        """Start on this port and data folder; wait until GET /v2/ answers 200 or 401."""
+        if self.process is not None and self.process.exited() is None:
+            raise AssertionError("dockyard server is already running")
+        argv = [
+            str(DOCKYARD_BIN),
+            "serve",
+            "--data",
+            str(self.data),
+            "--listen",
+            self.host,
+            *self.args,
+        ]
+        process = _Process(argv, self.env, self.log)
+        self.process = process
+        try:
+            wait_until(
+                lambda: http_status(f"{self.url}/v2/") in (200, 401),
+                timeout=STARTUP_TIMEOUT,
+                what=f"dockyard serve on {self.host} to answer /v2/",
+                abort=process.exited,
+            )
+        except AssertionError as error:
+            process.stop()
+            raise AssertionError(f"{error}\n--- {self.log} ---\n{log_tail(self.log)}") from None
+
+    def kill(self) -> None:
+        """SIGKILL the server and its workers, as a crash would."""
+        if self.process is not None:
+            self.process.kill()
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 10 s."""
+        if self.process is not None:
+            self.process.stop()
+
+    def restart(self) -> None:
+        """Stop (gracefully, if still running) and start again on the same port and data."""
+        self.stop()
+        self.start()
+
+
+DockyardServerFactory = Callable[..., DockyardServer]
+
+
+@pytest.fixture
+def dockyard_server_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DockyardServerFactory]:
+    """Start `dockyard serve` processes: `factory(env={...}, args=[...], data=None)`.
+
+    `env` adds variables (e.g. `DOCKYARD_DATABASE_URL`) to a copy of this process's
+    environment without its `DOCKYARD_*` variables; `DOCKYARD_ADMIN_PASSWORD` is random unless
+    given. `data` shares a data folder between servers; by default each gets a fresh one.
+    """
+    started: list[DockyardServer] = []
+
+    def start(
+        *,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+        data: Path | None = None,
+    ) -> DockyardServer:
+        base = tmp_path_factory.mktemp("dockyard")
+        if data is None:
+            data = base / "data"
+            data.mkdir()
+        port = free_port()
+        server_env = _clean_env(drop_prefixes=("DOCKYARD_",))
+        server_env["DOCKYARD_ADMIN_PASSWORD"] = secrets.token_urlsafe(18)
+        server_env.update(env or {})
+        server = DockyardServer(
+            host=f"{HOST}:{port}",
+            url=f"http://{HOST}:{port}",
+            data=data,
+            log=base / "server.log",
+            admin_password=server_env["DOCKYARD_ADMIN_PASSWORD"],
+            env=server_env,
+            args=list(args),
+        )
+        started.append(server)
+        _attach_log(request, f"dockyard {server.host}", server.log)
+        server.start()
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def dockyard_server(dockyard_server_factory: DockyardServerFactory) -> DockyardServer:
+    """One `dockyard serve` with the embedded defaults (SQLite, filesystem) in a temp folder."""
+    return dockyard_server_factory()
+
+
+# --- skopeo and podman -----------------------------------------------------------------------
+
+
+def _isolated_home(base: Path) -> dict[str, str]:
+    """Environment for containers tools that touches nothing outside `base`."""
+    home = base / "home"
+    runtime = base / "run"
+    for directory in (home, runtime, base / "config", base / "data"):
+        directory.mkdir(parents=True, exist_ok=True)
+    runtime.chmod(0o700)
+    registries_conf = base / "registries.conf"
+    # Fully qualified names only: no search registries, so never a short-name prompt.
+    registries_conf.write_text(
+        'unqualified-search-registries = []\nshort-name-mode = "enforcing"\n'
+    )
+    # podman fails on a REGISTRY_AUTH_FILE that does not exist (skopeo does not mind).
+    auth_file = base / "auth.json"
+    auth_file.write_text('{"auths": {}}\n')
+    env = _clean_env(drop_prefixes=("REGISTRY_AUTH_FILE", "CONTAINERS_", "DOCKER_CONFIG"))
+    env.update(
+        HOME=str(home),
+        XDG_RUNTIME_DIR=str(runtime),
+        XDG_CONFIG_HOME=str(base / "config"),
+        XDG_DATA_HOME=str(base / "data"),
+        REGISTRY_AUTH_FILE=str(auth_file),
+        CONTAINERS_REGISTRIES_CONF=str(registries_conf),
+    )
+    return env
+
+
+class Skopeo:
+    """The real skopeo with its own HOME, auth file, registries.conf and trust policy.
+
+    TLS verification is off for every registry (they are plain HTTP on loopback).
+    """
+
+    def __init__(self, base: Path) -> None:
+        base.mkdir(parents=True, exist_ok=True)
+        self.base = base
+        self.env = _isolated_home(base)
+        self.policy = base / "policy.json"
+        self.policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}\n')
+        self.auth_file = Path(self.env["REGISTRY_AUTH_FILE"])
+
+    def run(
+        self, *args: str | os.PathLike[str], timeout: float = COMMAND_TIMEOUT, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """`skopeo --policy POLICY *args`."""
+        return run(
+            ["skopeo", "--policy", self.policy, *args], env=self.env, timeout=timeout, check=check
+        )
+
+    def copy(
+        self,
+        src: str,
+        dest: str,
+        *extra: str,
+        all: bool = False,
+        src_creds: str | None = None,
+        dest_creds: str | None = None,
+        timeout: float = COMMAND_TIMEOUT,
+    ) -> subprocess.CompletedProcess[str]:
+        """`skopeo copy SRC DEST` (`--all` copies every platform of an index)."""
+        args = ["copy", "--src-tls-verify=false", "--dest-tls-verify=false"]
+        if all:
+            args.append("--all")
+        if src_creds:
+            args += ["--src-creds", src_creds]
+        if dest_creds:
+            args += ["--dest-creds", dest_creds]
+        return self.run(*args, *extra, src, dest, timeout=timeout)
+
+    def inspect_raw(self, ref: str, *, creds: str | None = None, config: bool = False) -> bytes:
+        """The manifest (or with `config=True` the config) exactly as the registry serves it."""
+        args = ["inspect", "--tls-verify=false", "--raw"]
+        if config:
+            args.append("--config")
+        if creds:
+            args += ["--creds", creds]
+        # Raw bytes matter (digests): run without text decoding.
+        argv = ["skopeo", "--policy", str(self.policy), *args, ref]
+        try:
+            result = subprocess.run(
+                argv, env=self.env, capture_output=True, timeout=COMMAND_TIMEOUT, check=False
+            )
+        except subprocess.TimeoutExpired as error:
+            raise AssertionError(f"command timed out: {' '.join(argv)}") from error
+        if result.returncode != 0:
+            raise CommandError(result.returncode, argv, _text(result.stdout), _text(result.stderr))
+        return result.stdout
+
+    def inspect(self, ref: str, *, creds: str | None = None) -> dict[str, Any]:
+        """`skopeo inspect` as JSON (digest, tags, ...)."""
+        args = ["inspect", "--tls-verify=false"]
+        if creds:
+            args += ["--creds", creds]
+        result: dict[str, Any] = json.loads(self.run(*args, ref).stdout)
+        return result
+
+    def list_tags(self, ref: str, *, creds: str | None = None) -> list[str]:
+        """`skopeo list-tags docker://HOST/REPO` → tags."""
+        args = ["list-tags", "--tls-verify=false"]
+        if creds:
+            args += ["--creds", creds]
+        tags: list[str] = json.loads(self.run(*args, ref).stdout)["Tags"]
+        return tags
+
+    def delete(self, ref: str, *, creds: str | None = None) -> subprocess.CompletedProcess[str]:
+        args = ["delete", "--tls-verify=false"]
+        if creds:
+            args += ["--creds", creds]
+        return self.run(*args, ref)
+
+
+class Podman:
+    """The real podman with its own storage (vfs), runroot, HOME, auth file and config.
+
+    Nothing is shared with the machine's podman store or with other tests. TLS verification is
+    off for every registry command. Call `close()` (the fixtures do) to remove the runroot.
+    """
+
+    def __init__(self, base: Path) -> None:
+        base.mkdir(parents=True, exist_ok=True)
+        self.base = base
+        self.env = _isolated_home(base)
+        self.root = base / "storage"
+        self.root.mkdir(exist_ok=True)
+        # podman 4.3 refuses a runroot longer than 50 characters (socket paths live there) and
+        # pytest's tmp paths are longer: keep runroot and libpod's tmpdir in a short /tmp dir.
+        self.short = Path(tempfile.mkdtemp(prefix="podman-", dir="/tmp"))
+        self.runroot = self.short / "run"
+        self.tmpdir = self.short / "tmp"
+        for directory in (self.runroot, self.tmpdir):
+            directory.mkdir()
+        storage_conf = base / "storage.conf"
+        storage_conf.write_text(
+            f'[storage]\ndriver = "vfs"\nrunroot = "{self.runroot}"\ngraphroot = "{self.root}"\n'
+        )
+        containers_conf = base / "containers.conf"
+        # No systemd or journald here: log events to nowhere, use cgroupfs.
+        containers_conf.write_text(
+            '[engine]\nevents_logger = "none"\ncgroup_manager = "cgroupfs"\n'
+        )
+        self.env.update(
+            CONTAINERS_STORAGE_CONF=str(storage_conf),
+            CONTAINERS_CONF=str(containers_conf),
+        )
+        self.auth_file = Path(self.env["REGISTRY_AUTH_FILE"])
+
+    def close(self) -> None:
+        """Remove the short runroot directory (the storage stays with pytest's tmp dirs)."""
+        shutil.rmtree(self.short, ignore_errors=True)
+
+    def run(
+        self,
+        *args: str | os.PathLike[str],
+        input: str | None = None,
+        timeout: float = COMMAND_TIMEOUT,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        """`podman --storage-driver vfs --root ... --runroot ... --tmpdir ... *args`."""
+        argv: list[str | os.PathLike[str]] = [
+            "podman",
+            "--storage-driver",
+            "vfs",
+            "--root",
+            self.root,
+            "--runroot",
+            self.runroot,
+            "--tmpdir",
+            self.tmpdir,
+            *args,
+        ]
+        return run(argv, input=input, env=self.env, timeout=timeout, check=check)
+
+    def login(self, host: str, user: str, password: str) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            "login", "--tls-verify=false", "-u", user, "--password-stdin", host, input=password
+        )
+
+    def logout(self, host: str) -> subprocess.CompletedProcess[str]:
+        return self.run("logout", host)
+
+    def pull(self, ref: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        """`podman pull REF` (`docker://`-less names, `oci:DIR:TAG`, `docker://...`)."""
+        return self.run("pull", "--tls-verify=false", *extra, ref)
+
+    def push(
+        self, image: str, dest: str | None = None, *extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        args = ["push", "--tls-verify=false", *extra, image]
+        if dest is not None:
+            args.append(dest)
+        return self.run(*args)
+
+    def tag(self, image: str, *names: str) -> subprocess.CompletedProcess[str]:
+        return self.run("tag", image, *names)
+
+    def image_id(self, image: str) -> str:
+        """The image ID (the config digest's hex) of an image in this store."""
+        return self.run("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+
+
+@pytest.fixture
+def skopeo(tmp_path_factory: pytest.TempPathFactory) -> Skopeo:
+    """skopeo isolated in a temp HOME (auth file, registries.conf, trust policy)."""
+    return Skopeo(tmp_path_factory.mktemp("skopeo"))
+
+
+PodmanFactory = Callable[[], Podman]
+
+
+@pytest.fixture
+def podman_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanFactory]:
+    """More isolated podmans (e.g. a second machine that pulls what the first pushed)."""
+    created: list[Podman] = []
+
+    def create() -> Podman:
+        instance = Podman(tmp_path_factory.mktemp("podman"))
+        created.append(instance)
+        return instance
+
+    yield create
+    for instance in created:
+        instance.close()
+
+
+@pytest.fixture
+def podman(podman_factory: PodmanFactory) -> Podman:
+    """podman isolated in a temp HOME with its own vfs storage."""
+    return podman_factory()
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+POSTGRES_ROLE = "dockyard"
+POSTGRES_PASSWORD = "dockyard"
+
+
+@dataclass
+class PostgresCluster:
+    """A local PostgreSQL cluster (Debian's pg_ctlcluster) that tests create databases in."""
+
+    version: str
+    name: str
+    port: int
+    log: Path
+    started_by_us: bool = False
+
+    def psql(self, sql: str, *, database: str = "postgres") -> str:
+        """Run SQL as the `postgres` superuser over the Unix socket; return unaligned output."""
+        argv = [
+            *_as_postgres(),
+            "psql",
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-p",
+            str(self.port),
+            "-d",
+            database,
+            "-c",
+            sql,
+        ]
+        # cwd=/ : psql as postgres cannot read root's working directory and says so.
+        return run(argv, cwd="/", timeout=60).stdout.strip()
+
+    def url(self, database: str) -> str:
+        return (
+            f"postgresql+asyncpg://{POSTGRES_ROLE}:{POSTGRES_PASSWORD}"
+            f"@{HOST}:{self.port}/{database}"
+        )
+
+    def create_database(self, prefix: str = "dockyard_test") -> str:
+        name = f"{prefix}_{secrets.token_hex(6)}"
+        self.psql(f'CREATE DATABASE "{name}" OWNER {POSTGRES_ROLE}')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        # FORCE: a test that leaked a connection must not keep its database alive.
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _as_postgres() -> list[str]:
+    """A command prefix that runs as the `postgres` OS user."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--"]
+    if shutil.which("sudo"):
+        return ["sudo", "-n", "-u", "postgres", "--"]
+    return []
+
+
+def _find_cluster() -> tuple[str, str, int, str, Path]:
+    """(version, name, port, status, log) of the cluster to use: 15/main, else the first."""
+    if shutil.which("pg_lsclusters") is None:
+        pytest.fail("PostgreSQL is not installed (pg_lsclusters missing): run scripts/test-deps.sh")
+    lines = run(["pg_lsclusters", "--no-header"], timeout=30).stdout.splitlines()
+    clusters = [line.split() for line in lines if line.strip()]
+    if not clusters:
+        pytest.fail("pg_lsclusters lists no PostgreSQL cluster (is the postgresql package set up?)")
+    chosen = next((c for c in clusters if c[0] == "15" and c[1] == "main"), clusters[0])
+    version, name, port, status = chosen[0], chosen[1], int(chosen[2]), chosen[3]
+    log = (
+        Path(chosen[6])
+        if len(chosen) > 6
+        else Path(f"/var/log/postgresql/postgresql-{version}-{name}.log")
+    )
+    return version, name, port, status, log
+
+
+def _start_cluster() -> PostgresCluster:
+    version, name, port, status, log = _find_cluster()
+    cluster = PostgresCluster(version=version, name=name, port=port, log=log)
+    if status != "online":
+        result = run(["pg_ctlcluster", version, name, "start"], timeout=60, check=False)
+        if result.returncode != 0:
+            pytest.fail(
+                f"could not start PostgreSQL {version}/{name}: pg_ctlcluster exited with "
+                f"{result.returncode}\n{result.stdout}{result.stderr}\n--- {log} ---\n"
+                f"{log_tail(log, 30)}"
+            )
+        cluster.started_by_us = True
+
+    def ready() -> bool:
+        argv = ["pg_isready", "-q", "-h", HOST, "-p", str(port)]
+        return run(argv, timeout=10, check=False).returncode == 0
+
+    try:
+        wait_until(ready, timeout=STARTUP_TIMEOUT, what=f"PostgreSQL on {HOST}:{port}")
+    except AssertionError as error:
+        pytest.fail(f"{error}\n--- {log} ---\n{log_tail(log, 30)}")
+    cluster.psql(
+        "DO $$ BEGIN "
+        f"IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{POSTGRES_ROLE}') THEN "
+        f"ALTER ROLE {POSTGRES_ROLE} LOGIN SUPERUSER PASSWORD '{POSTGRES_PASSWORD}'; "
+        f"ELSE CREATE ROLE {POSTGRES_ROLE} LOGIN SUPERUSER PASSWORD '{POSTGRES_PASSWORD}'; "
+        "END IF; END $$"
+    )
+    return cluster
+
+
+def _stop_cluster(cluster: PostgresCluster) -> None:
+    # Another test session on this machine may have started using the server we started:
+    # leave it running while anyone else is connected.
+    others = cluster.psql(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    )
+    if others == "0":
+        run(["pg_ctlcluster", cluster.version, cluster.name, "stop"], timeout=60)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """The local PostgreSQL server, started if it was down (and then stopped at session end),
+    with a `dockyard` superuser role (password `dockyard`). Fails, never skips, if it cannot."""
+    cluster = _start_cluster()
+    yield cluster
+    if cluster.started_by_us:
+        _stop_cluster(cluster)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """`postgresql+asyncpg://dockyard:dockyard@127.0.0.1:5432/<db>`: one fresh database per
+    test session, dropped at its end."""
+    name = postgres_cluster.create_database("dockyard_session")
+    yield postgres_cluster.url(name)
+    postgres_cluster.drop_database(name)
+
+
+@pytest.fixture
+def postgres_database_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """Like `postgres_url`, but a fresh database for this test alone, dropped after it."""
+    name = postgres_cluster.create_database()
+    yield postgres_cluster.url(name)
+    postgres_cluster.drop_database(name)
