@@ -1,0 +1,44 @@
+"""Settings: sources in order, unknown keys refused with their source named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dockyard.config import ConfigError, load_settings
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.listen == "127.0.0.1:5000"
+    assert (settings.listen_host, settings.listen_port) == ("127.0.0.1", 5000)
+    assert settings.data == Path("./data")
+
+
+def test_file_then_environment_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "dockyard.yaml"
+    config.write_text("listen: 127.0.0.1:6000\nservice: from-file\nworkers: 2\n")
+    monkeypatch.setenv("DOCKYARD_SERVICE", "from-env")
+    settings = load_settings(config, workers=3)
+    assert settings.listen == "127.0.0.1:6000"
+    assert settings.service == "from-env"
+    assert settings.workers == 3
+
+
+def test_unknown_key_in_file_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "dockyard.yaml"
+    config.write_text("lisen: 127.0.0.1:6000\n")
+    with pytest.raises(ConfigError, match=rf"unknown setting 'lisen' in {config}"):
+        load_settings(config)
+
+
+def test_unknown_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKYARD_DATABSE_URL", "sqlite://")
+    with pytest.raises(ConfigError, match="unknown setting 'databse_url' in environment variable"):
+        load_settings()
+
+
+def test_invalid_value_names_key_and_source() -> None:
+    with pytest.raises(ConfigError, match=r"workers \(--workers\)"):
+        load_settings(workers=0)
