@@ -115,4 +115,8 @@ def from_environment() -> Starlette:
     from dockyard.config import load_settings
 
     config = os.environ.get("DOCKYARD_SERVER_CONFIG")
-    return create_app(load_settings(Path(config) if config else None))
+    settings = load_settings(Path(config) if config else None)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return create_app(settings)

@@ -122,22 +122,32 @@ class Accounts:
         else:
             subject = await self._by_password(username, secret)
         if subject is not None:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[key] = _Cached(subject, now + self.cache_ttl)
+            self._remember(key, subject, now)
         return subject
 
     async def subject(
         self, name: str, scope: Scope | None = None, org: str | None = None
     ) -> Subject:
-        """The current subject behind a name from a verified bearer token."""
+        """The current subject behind a name from a verified bearer token (cached briefly)."""
         if org is not None:
             return Subject(name=org, roles={org: Role.OWNER}, scope=scope, org=org)
+        key = f"subject\0{name}\0{scope or ''}"
+        cached = self._cache.get(key)
+        now = time.monotonic()
+        if cached is not None and cached.expires > now:
+            return cached.subject
         async with self.db.read() as conn:
             user = await rows.user_by_name(conn, name)
             if user is None:
                 raise Denied(f"the account {name!r} no longer exists")
-            return await _user_subject(conn, user, scope)
+            subject = await _user_subject(conn, user, scope)
+        self._remember(key, subject, now)
+        return subject
+
+    def _remember(self, key: str, subject: Subject, now: float) -> None:
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = _Cached(subject, now + self.cache_ttl)
 
     async def _by_password(self, username: str, password: str) -> Subject | None:
         async with self.db.read() as conn:
