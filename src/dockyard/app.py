@@ -52,10 +52,11 @@ async def build_state(settings: Settings, store: Store) -> EdgeState:
     await prepare(store)
     accounts = build_accounts(store, settings)
     created = await accounts.bootstrap_admin(settings.admin_password)
-    if created is not None and settings.admin_password is None:
-        print(
-            f"Created the site admin: user 'admin', password {created!r} (shown once)", flush=True
+    if created is not None:
+        shown = (
+            "from DOCKYARD_ADMIN_PASSWORD" if settings.admin_password else f"{created} (shown once)"
         )
+        print(f"Created the site admin: user 'admin', password {shown}", flush=True)
     key = await site_settings.get_or_set(store.db, "token_signing_key", new_signing_key())
     return EdgeState(settings, Registry.over(store), accounts, TokenIssuer(key, settings.service))
 
