@@ -33,7 +33,10 @@ async def caller(request: Request) -> tuple[Subject, Claims | None]:
         claims = state.issuer.verify(value.strip())
         if claims.subject is None:
             return ANONYMOUS, claims
-        return await state.accounts.subject(claims.subject, claims.scope, claims.org), claims
+        subject = await state.accounts.subject(
+            claims.subject, claims.scope, claims.org, claims.token_id
+        )
+        return subject, claims
     raise Unauthorized(f"unsupported authorization scheme {scheme!r}: use Basic or Bearer")
 
 

@@ -14,7 +14,7 @@ from dockyard.auth.policy import Role, Scope, Subject
 from dockyard.metadata import accounts as rows
 from dockyard.metadata.db import Database
 from dockyard.metadata.tables import tokens
-from dockyard.oci.errors import Denied, NameInvalid
+from dockyard.oci.errors import NameInvalid, Unauthorized
 from dockyard.oci.names import validate_name
 
 ADMIN = "admin"
@@ -126,28 +126,46 @@ class Accounts:
         return subject
 
     async def subject(
-        self, name: str, scope: Scope | None = None, org: str | None = None
+        self,
+        name: str,
+        scope: Scope | None = None,
+        org: str | None = None,
+        token_id: int | None = None,
     ) -> Subject:
-        """The current subject behind a name from a verified bearer token (cached briefly)."""
-        if org is not None:
-            return Subject(name=org, roles={org: Role.OWNER}, scope=scope, org=org)
-        key = f"subject\0{name}\0{scope or ''}"
+        """The current subject behind a verified bearer or refresh token (cached briefly).
+
+        A subject that signed in with an access token exists only while that token does.
+        """
+        key = f"subject\0{name}\0{scope or ''}\0{org or ''}\0{token_id or ''}"
         cached = self._cache.get(key)
         now = time.monotonic()
         if cached is not None and cached.expires > now:
             return cached.subject
         async with self.db.read() as conn:
-            user = await rows.user_by_name(conn, name)
-            if user is None:
-                raise Denied(f"the account {name!r} no longer exists")
-            subject = await _user_subject(conn, user, scope)
+            token = await rows.token_by_id(conn, token_id) if token_id is not None else None
+            if token_id is not None and not _usable(token):
+                raise Unauthorized(
+                    "the access token behind this bearer token expired or was revoked"
+                )
+            if org is not None:
+                subject = _org_subject(org, scope, token)
+            else:
+                user = await rows.user_by_name(conn, name)
+                if user is None:
+                    raise Unauthorized(f"the account {name!r} no longer exists")
+                subject = await _user_subject(conn, user, scope, token)
         self._remember(key, subject, now)
         return subject
 
     def _remember(self, key: str, subject: Subject, now: float) -> None:
+        """Cache a subject for the TTL, or until its access token expires if that is sooner."""
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[key] = _Cached(subject, now + self.cache_ttl)
+        ttl = self.cache_ttl
+        if subject.token_expires_at is not None:
+            ttl = min(ttl, subject.token_expires_at - time.time())
+        if ttl > 0:
+            self._cache[key] = _Cached(subject, now + ttl)
 
     async def _by_password(self, username: str, password: str) -> Subject | None:
         async with self.db.read() as conn:
@@ -155,28 +173,30 @@ class Accounts:
         if user is None or not await secrets.verify_password(user.password_hash, password):
             return None
         async with self.db.read() as conn:
-            return await _user_subject(conn, user, None)
+            return await _user_subject(conn, user, None, None)
 
-    async def _by_token(self, username: str, token: str) -> Subject | None:
+    async def _by_token(self, username: str, secret: str) -> Subject | None:
         async with self.db.write() as conn:
-            row = await rows.token_by_hash(conn, secrets.token_hash(token))
-            if row is None or (row.expires_at is not None and row.expires_at < time.time()):
+            token = await rows.token_by_hash(conn, secrets.token_hash(secret))
+            if token is None or not _usable(token):
                 return None
             await conn.execute(
-                update(tokens).where(tokens.c.id == row.id).values(last_used_at=time.time())
+                update(tokens).where(tokens.c.id == token.id).values(last_used_at=time.time())
             )
-            scope = Scope(row.scope)
-            if row.namespace_id is not None:
-                org = await rows.namespace_by_id(conn, row.namespace_id)
+            scope = Scope(token.scope)
+            if token.namespace_id is not None:
+                org = await rows.namespace_by_id(conn, token.namespace_id)
                 if org is None or username not in (org.name, ""):
                     return None
-                return Subject(
-                    name=org.name, roles={org.name: Role.OWNER}, scope=scope, org=org.name
-                )
-            user = await rows.user_by_id(conn, row.user_id or -1)
+                return _org_subject(org.name, scope, token)
+            user = await rows.user_by_id(conn, token.user_id or -1)
             if user is None or username not in (user.name, ""):
                 return None
-            return await _user_subject(conn, user, scope)
+            return await _user_subject(conn, user, scope, token)
+
+
+def _usable(token: rows.TokenRow | None) -> bool:
+    return token is not None and (token.expires_at is None or token.expires_at > time.time())
 
 
 async def _user(conn: AsyncConnection, name: str) -> rows.UserRow:
@@ -186,11 +206,30 @@ async def _user(conn: AsyncConnection, name: str) -> rows.UserRow:
     return user
 
 
-async def _user_subject(conn: AsyncConnection, user: rows.UserRow, scope: Scope | None) -> Subject:
+async def _user_subject(
+    conn: AsyncConnection, user: rows.UserRow, scope: Scope | None, token: rows.TokenRow | None
+) -> Subject:
     roles = {ns: Role(role) for ns, role in (await rows.roles_of(conn, user.id)).items()}
     roles[user.name] = Role.OWNER
     return Subject(
-        name=user.name, user_id=user.id, is_admin=user.is_admin, roles=roles, scope=scope
+        name=user.name,
+        user_id=user.id,
+        is_admin=user.is_admin,
+        roles=roles,
+        scope=scope,
+        token_id=token.id if token else None,
+        token_expires_at=token.expires_at if token else None,
+    )
+
+
+def _org_subject(org: str, scope: Scope | None, token: rows.TokenRow | None) -> Subject:
+    return Subject(
+        name=org,
+        roles={org: Role.OWNER},
+        scope=scope,
+        org=org,
+        token_id=token.id if token else None,
+        token_expires_at=token.expires_at if token else None,
     )
 
 

@@ -42,7 +42,9 @@ class Subject:
     """Who is asking: anonymous, a user (by password or personal token) or an organization token.
 
     `roles` maps each namespace the subject belongs to onto its role (a user owns their own
-    namespace); `scope` caps a token's actions; `org` is set for organization access tokens.
+    namespace); `scope` caps a token's actions; `org` is set for organization access tokens;
+    `token_id` and `token_expires_at` name the access token used, so nothing derived from it
+    (cached logins, bearer and refresh tokens) outlives it.
     """
 
     name: str | None = None
@@ -51,6 +53,8 @@ class Subject:
     roles: Mapping[str, Role] = field(default_factory=dict)
     scope: Scope | None = None
     org: str | None = None
+    token_id: int | None = None  # the access token the subject signed in with
+    token_expires_at: float | None = None
 
     @property
     def is_anonymous(self) -> bool:

@@ -39,6 +39,7 @@ class Claims:
     scope: Scope | None
     org: str | None
     access: tuple[Grant, ...]
+    token_id: int | None = None
 
     def grants(self, type_: str, name: str, action: str) -> bool:
         return any(
@@ -82,6 +83,8 @@ class TokenIssuer:
     ) -> tuple[str, int, float]:
         """A signed token; returns (token, expires_in, issued_at)."""
         now = time.time()
+        if subject.token_expires_at is not None:
+            ttl = max(0, min(ttl, int(subject.token_expires_at - now)))
         claims: dict[str, Any] = {
             "iss": ISSUER,
             "sub": subject.name or "",
@@ -97,6 +100,8 @@ class TokenIssuer:
             claims["scope_cap"] = subject.scope.value
         if subject.org:
             claims["org"] = subject.org
+        if subject.token_id is not None:
+            claims["tid"] = subject.token_id
         return jwt.encode(claims, self._key, algorithm="ES256"), ttl, now  # type: ignore[arg-type]
 
     def verify(self, token: str, kind: str = "access") -> Claims:
@@ -119,7 +124,14 @@ class TokenIssuer:
             if isinstance(a, dict)
         )
         cap = data.get("scope_cap")
-        return Claims(data.get("sub") or None, Scope(cap) if cap else None, data.get("org"), grants)
+        tid = data.get("tid")
+        return Claims(
+            data.get("sub") or None,
+            Scope(cap) if cap else None,
+            data.get("org"),
+            grants,
+            tid if isinstance(tid, int) else None,
+        )
 
 
 def actions_of(grant: Grant) -> set[Action]:

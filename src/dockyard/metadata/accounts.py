@@ -150,3 +150,10 @@ async def token_by_hash(conn: AsyncConnection, token_hash: str) -> TokenRow | No
 async def namespace_by_id(conn: AsyncConnection, namespace_id: int) -> NamespaceRow | None:
     row = (await conn.execute(select(namespaces).where(namespaces.c.id == namespace_id))).first()
     return NamespaceRow(row.id, row.name, row.kind) if row else None
+
+
+async def token_by_id(conn: AsyncConnection, token_id: int) -> TokenRow | None:
+    row = (await conn.execute(select(tokens).where(tokens.c.id == token_id))).first()
+    if row is None:
+        return None
+    return TokenRow(row.id, row.name, row.user_id, row.namespace_id, row.scope, row.expires_at)
