@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import and_, delete, exists, insert, select, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.metadata.db import Database
@@ -14,7 +14,8 @@ from dockyard.metadata.tables import blobs, manifest_references, repository_blob
 async def link_blob(
     db: Database, conn: AsyncConnection, repository_id: int, digest: str, size: int
 ) -> None:
-    """Record that a blob exists and is visible in a repository."""
+    """Record that a blob exists and is visible in a repository (under the digest's lock)."""
+    await db.lock(conn, f"blob:{digest}")
     now = time.time()
     await conn.execute(
         db.insert_ignore(blobs).values(digest=digest, size=size, created_at=now, last_linked_at=now)
@@ -77,34 +78,59 @@ async def blob_size(conn: AsyncConnection, digest: str) -> int | None:
 # Garbage collection ---------------------------------------------------------------------------
 
 
-async def prune_links(conn: AsyncConnection, older_than: float) -> int:
-    """Drop links no manifest of their repository references and that were not used recently."""
-    referenced = exists().where(
+def _referenced() -> ColumnElement[bool]:
+    return exists().where(
         and_(
             manifest_references.c.repository_id == repository_blobs.c.repository_id,
             manifest_references.c.target_digest == repository_blobs.c.digest,
         )
     )
+
+
+def _prunable(older_than: float) -> ColumnElement[bool]:
+    """A link no manifest of its repository references, unused since `older_than`."""
+    return and_(repository_blobs.c.last_used_at < older_than, ~_referenced())
+
+
+async def prune_links(conn: AsyncConnection, repository_id: int, older_than: float) -> int:
+    """Drop a repository's prunable links (the caller holds the repository's lock)."""
     result = await conn.execute(
         delete(repository_blobs).where(
-            and_(repository_blobs.c.last_used_at < older_than, ~referenced)
+            and_(repository_blobs.c.repository_id == repository_id, _prunable(older_than))
         )
     )
     return result.rowcount
 
 
-async def unlinked_blobs(conn: AsyncConnection, older_than: float) -> list[tuple[str, int]]:
-    linked = exists().where(repository_blobs.c.digest == blobs.c.digest)
-    rows = await conn.execute(
-        select(blobs.c.digest, blobs.c.size).where(
-            and_(blobs.c.last_linked_at < older_than, ~linked)
+async def unlinked_blobs(
+    conn: AsyncConnection, older_than: float, after_pruning: bool = False
+) -> list[tuple[str, int]]:
+    """Blobs no repository links (or, `after_pruning`, none would once links are pruned)."""
+    kept = exists().where(
+        and_(
+            repository_blobs.c.digest == blobs.c.digest,
+            ~_prunable(older_than) if after_pruning else true(),
         )
+    )
+    rows = await conn.execute(
+        select(blobs.c.digest, blobs.c.size).where(and_(blobs.c.last_linked_at < older_than, ~kept))
     )
     return [(row.digest, row.size) for row in rows]
 
 
-async def delete_blob_if_unlinked(conn: AsyncConnection, digest: str, older_than: float) -> bool:
-    """Delete a blob's row if it is still unlinked and old; the caller then removes its bytes."""
+async def prunable_link_count(conn: AsyncConnection, older_than: float) -> int:
+    query = select(func.count()).select_from(repository_blobs).where(_prunable(older_than))
+    return int((await conn.execute(query)).scalar() or 0)
+
+
+async def delete_blob_if_unlinked(
+    db: Database, conn: AsyncConnection, digest: str, older_than: float
+) -> bool:
+    """Delete a blob's row if it is still unlinked and old; the caller then removes its bytes.
+
+    Runs under the digest's lock, so a link committed meanwhile is seen and the blob kept.
+    """
+    await db.lock(conn, f"blob:{digest}")
     linked = exists().where(repository_blobs.c.digest == blobs.c.digest)
     result = await conn.execute(
         delete(blobs).where(

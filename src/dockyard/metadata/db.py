@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -59,6 +59,17 @@ class Database:
         if self.is_sqlite:
             return sqlite.insert(table).on_conflict_do_nothing()
         return postgresql.insert(table).on_conflict_do_nothing()
+
+    async def lock(self, conn: AsyncConnection, key: str) -> None:
+        """Hold a named lock until the transaction ends.
+
+        PostgreSQL takes an advisory lock; SQLite needs none, as its write transactions already
+        run one at a time. Statements after the lock see everything committed before it.
+        """
+        if not self.is_sqlite:
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+            )
 
     async def migrate(self) -> None:
         """Bring the schema to the newest migration (safe when several nodes start at once)."""

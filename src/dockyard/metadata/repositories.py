@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.metadata.db import Database
 from dockyard.metadata.tables import repositories, tags
 
 
@@ -50,10 +51,15 @@ async def by_name(conn: AsyncConnection, name: str) -> RepositoryRow | None:
 
 
 async def create(
-    conn: AsyncConnection, name: str, namespace_id: int | None, visibility: str = "private"
+    db: Database,
+    conn: AsyncConnection,
+    name: str,
+    namespace_id: int | None,
+    visibility: str = "private",
 ) -> RepositoryRow:
+    """Create a repository, or return the one a concurrent push created first."""
     await conn.execute(
-        insert(repositories).values(
+        db.insert_ignore(repositories).values(
             name=name,
             namespace_id=namespace_id,
             visibility=visibility,
@@ -64,6 +70,17 @@ async def create(
     created = await by_name(conn, name)
     assert created is not None
     return created
+
+
+async def lock(conn: AsyncConnection, repository_id: int) -> None:
+    """Lock a repository's row until the transaction ends (manifest pushes, link pruning)."""
+    await conn.execute(
+        select(repositories.c.id).where(repositories.c.id == repository_id).with_for_update()
+    )
+
+
+async def ids(conn: AsyncConnection) -> list[int]:
+    return list((await conn.execute(select(repositories.c.id))).scalars())
 
 
 async def update_settings(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from dockyard.metadata import content
+from dockyard.metadata import content, repositories
 from dockyard.oci.digest import Digest
 from dockyard.registry.context import Store
 
@@ -25,23 +25,29 @@ class Collected:
 
 
 async def collect(store: Store, grace_seconds: float, dry_run: bool = False) -> Collected:
-    """Delete what nothing references any more (or, with `dry_run`, count it)."""
+    """Delete what nothing references any more (or, with `dry_run`, count what would go)."""
     cutoff = time.time() - grace_seconds
     result = Collected()
     db = store.db
     if dry_run:
         async with db.read() as conn:
-            candidates = await content.unlinked_blobs(conn, cutoff)
+            result.links = await content.prunable_link_count(conn, cutoff)
+            candidates = await content.unlinked_blobs(conn, cutoff, after_pruning=True)
         result.blobs = len(candidates)
         result.bytes = sum(size for _, size in candidates)
         return result
-    async with db.write() as conn:
-        result.links = await content.prune_links(conn, cutoff)
+    async with db.read() as conn:
+        repository_ids = await repositories.ids(conn)
+    for repository_id in repository_ids:
+        async with db.write() as conn:
+            # a manifest push holds this lock while it checks and references its blobs
+            await repositories.lock(conn, repository_id)
+            result.links += await content.prune_links(conn, repository_id, cutoff)
     async with db.read() as conn:
         candidates = await content.unlinked_blobs(conn, cutoff)
     for digest, size in candidates:
         async with db.write() as conn:
-            if await content.delete_blob_if_unlinked(conn, digest, cutoff):
+            if await content.delete_blob_if_unlinked(db, conn, digest, cutoff):
                 await store.blobs.delete(Digest.parse(digest))
                 result.blobs += 1
                 result.bytes += size
@@ -51,12 +57,17 @@ async def collect(store: Store, grace_seconds: float, dry_run: bool = False) -> 
 
 
 async def _orphans(store: Store, cutoff: float) -> int:
-    """Blob files with no row (a crash between placing bytes and recording them)."""
+    """Blob files with no row (a crash between placing bytes and recording them).
+
+    Each is checked under the digest's lock, which an upload completing at the same moment
+    holds while it records the blob.
+    """
     removed = 0
     async for digest, mtime in store.blobs.keys():
         if mtime >= cutoff:
             continue
         async with store.db.write() as conn:
+            await store.db.lock(conn, f"blob:{digest}")
             if await content.blob_size(conn, str(digest)) is None:
                 await store.blobs.delete(digest)
                 removed += 1
@@ -64,16 +75,23 @@ async def _orphans(store: Store, cutoff: float) -> int:
 
 
 async def expire_uploads(store: Store, older_than: float) -> int:
-    """Cancel upload sessions untouched since `older_than`, and upload data with no session."""
-    async with store.db.write() as conn:
-        stale = await content.stale_uploads(conn, older_than)
-        for upload_id in stale:
-            await content.delete_upload(conn, upload_id)
+    """Cancel upload sessions idle since `older_than`, and upload data with no session.
+
+    A session whose data is still growing (a long body streaming in) is not idle.
+    """
+    async with store.db.read() as conn:
+        stale = set(await content.stale_uploads(conn, older_than))
+    data_times = {upload_id: mtime async for upload_id, mtime in store.uploads.ids()}
+    removed = 0
     for upload_id in stale:
+        if data_times.get(upload_id, 0.0) >= older_than:
+            continue
+        async with store.db.write() as conn:
+            await content.delete_upload(conn, upload_id)
         await store.uploads.discard(upload_id)
-    removed = len(stale)
-    async for upload_id, mtime in store.uploads.ids():
-        if mtime < older_than:
+        removed += 1
+    for upload_id, mtime in data_times.items():
+        if mtime < older_than and upload_id not in stale:
             async with store.db.read() as conn:
                 known = await content.upload_exists(conn, upload_id)
             if not known:

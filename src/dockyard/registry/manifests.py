@@ -23,6 +23,7 @@ from dockyard.oci.errors import (
 from dockyard.oci.manifest import Manifest, parse_manifest
 from dockyard.oci.names import TAG_PATTERN, validate_tag
 from dockyard.registry.context import Store
+from dockyard.registry.repositories import create_in
 
 # Layers that live elsewhere by design; a registry does not hold them.
 _NON_DISTRIBUTABLE = frozenset(
@@ -94,10 +95,12 @@ class Manifests:
                     return await rows.by_digest(conn, repository.id, entry["digest"])
         return None
 
-    async def put(
-        self, repository: RepositoryRow, reference: str, raw: bytes, content_type: str | None
-    ) -> Pushed:
-        """Store a manifest once everything it names is in the repository, then tag it."""
+    async def put(self, name: str, reference: str, raw: bytes, content_type: str | None) -> Pushed:
+        """Store a manifest once everything it names is in the repository, then tag it.
+
+        The repository is created (private) by the same transaction, so a refused push leaves
+        nothing behind. Pushes to one repository take its lock, as link pruning does.
+        """
         tag: str | None = None
         if is_digest(reference):
             expected = Digest.parse(reference)
@@ -112,6 +115,8 @@ class Manifests:
             manifest = parse_manifest(raw, content_type)
         db = self.store.db
         async with db.write() as conn:
+            repository = await create_in(db, conn, name)
+            await repositories.lock(conn, repository.id)
             await self._check_references(conn, repository, manifest)
             references = [(str(d.digest), "blob") for d in manifest.blobs] + [
                 (str(d.digest), "manifest") for d in manifest.children

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from dockyard.auth.policy import Action, Subject, Target, allows, may_manage
 from dockyard.metadata import accounts as account_rows
 from dockyard.metadata import repositories as rows
+from dockyard.metadata.db import Database
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.oci.errors import Denied, NameUnknown, Unauthorized
 from dockyard.oci.names import namespace_of, validate_name
@@ -24,6 +27,16 @@ class Page:
 
 def target(name: str, repository: RepositoryRow | None) -> Target:
     return Target(name, namespace_of(name), repository is not None and repository.is_public)
+
+
+async def create_in(db: Database, conn: AsyncConnection, name: str) -> RepositoryRow:
+    """The repository `name`, created private in the caller's transaction if it is new."""
+    existing = await rows.by_name(conn, name)
+    if existing is not None:
+        return existing
+    namespace = namespace_of(name)
+    namespace_row = await account_rows.namespace_by_name(conn, namespace) if namespace else None
+    return await rows.create(db, conn, name, namespace_row.id if namespace_row else None)
 
 
 class Repositories:
@@ -64,14 +77,7 @@ class Repositories:
         if repository is not None:
             return repository
         async with self.store.db.write() as conn:
-            existing = await rows.by_name(conn, name)
-            if existing is not None:
-                return existing
-            namespace = namespace_of(name)
-            namespace_row = (
-                await account_rows.namespace_by_name(conn, namespace) if namespace else None
-            )
-            return await rows.create(conn, name, namespace_row.id if namespace_row else None)
+            return await create_in(self.store.db, conn, name)
 
     async def configure(
         self,

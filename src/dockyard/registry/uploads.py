@@ -73,27 +73,53 @@ class Uploads:
         uploads = self.store.uploads
         async with uploads.lock(upload_id):
             await self._check(repository, upload_id)
-            if body is not None:
-                await uploads.append(upload_id, body, length)
-            size = await uploads.size(upload_id)
-            actual = await uploads.digest(upload_id, digest.algorithm)
-            if actual != digest:
-                await self.cancel(repository, upload_id)
-                raise DigestInvalid(
-                    f"uploaded content has digest {actual}, not the {digest} given",
-                    {"expected": str(digest), "actual": str(actual)},
-                )
-            assert size is not None
-            db, blobs = self.store.db, self.store.blobs
-            await blobs.place_upload(upload_id, digest)
-            async with db.write() as conn:
-                await content.link_blob(db, conn, repository.id, str(digest), size)
-                # Garbage collection deletes a blob's bytes inside the transaction that deletes
-                # its row; placing them again here, under the row's lock, repairs that race.
-                await blobs.place_upload(upload_id, digest)
-                await content.delete_upload(conn, upload_id)
+            try:
+                size = await self._verified_size(repository, upload_id, digest, body, length)
+                await self._publish(repository, upload_id, digest, size)
+            except FileNotFoundError:
+                # the session expired while this request was in flight
+                raise BlobUploadUnknown(
+                    f"upload {upload_id} expired before it completed; start a new upload"
+                ) from None
             await uploads.discard(upload_id)
         return size
+
+    async def _verified_size(
+        self,
+        repository: RepositoryRow,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterator[bytes] | None,
+        length: int | None,
+    ) -> int:
+        uploads = self.store.uploads
+        if body is not None:
+            await uploads.append(upload_id, body, length)
+        size = await uploads.size(upload_id)
+        if size is None:
+            raise FileNotFoundError(upload_id)
+        actual = await uploads.digest(upload_id, digest.algorithm)
+        if actual != digest:
+            await self.cancel(repository, upload_id)
+            raise DigestInvalid(
+                f"uploaded content has digest {actual}, not the {digest} given",
+                {"expected": str(digest), "actual": str(actual)},
+            )
+        return size
+
+    async def _publish(
+        self, repository: RepositoryRow, upload_id: str, digest: Digest, size: int
+    ) -> None:
+        """Place the verified bytes, then link them, in that order: nothing half-done shows."""
+        db, blobs = self.store.db, self.store.blobs
+        await blobs.place_upload(upload_id, digest)
+        async with db.write() as conn:
+            await content.link_blob(db, conn, repository.id, str(digest), size)
+            # Garbage collection deletes a blob's bytes inside the transaction that deletes its
+            # row, under the digest's lock; placing them again here, under the same lock,
+            # repairs that race.
+            await blobs.place_upload(upload_id, digest)
+            await content.delete_upload(conn, upload_id)
 
     async def cancel(self, repository: RepositoryRow, upload_id: str) -> None:
         await self._check(repository, upload_id)

@@ -26,10 +26,10 @@ async def get_blob(request: Request, name: str, digest_text: str) -> Response:
     if request.method == "HEAD":
         headers["Content-Length"] = str(info.size)
         return Response(b"", 200, headers, media_type="application/octet-stream")
+    start, end = _range(request.headers.get("range"), info.size)  # refuses bad ranges
     if info.path is not None:
         # sent by the server from the file (ASGI pathsend), never through Python
         return FileResponse(info.path, headers=headers, media_type="application/octet-stream")
-    start, end = _range(request.headers.get("range"), info.size)
     stream = registry(request).store.blobs.read(digest, start, end - start + 1)
     status = 200
     if request.headers.get("range"):

@@ -45,13 +45,10 @@ async def get_manifest(request: Request, name: str, reference: str) -> Response:
 
 
 async def put_manifest(request: Request, name: str, reference: str) -> Response:
-    subject, _ = await authorize(request, name, Action.PUSH)
-    reg = registry(request)
-    repository = await reg.repositories.ensure(subject, name)
+    await authorize(request, name, Action.PUSH)
     raw = await small_body(request, MAX_MANIFEST_SIZE)
-    pushed = await reg.manifests.put(
-        repository, reference, raw, request.headers.get("content-type")
-    )
+    content_type = request.headers.get("content-type")
+    pushed = await registry(request).manifests.put(name, reference, raw, content_type)
     digest = str(pushed.manifest.digest)
     headers = {
         **API_VERSION_HEADER,

@@ -60,6 +60,8 @@ async def dispatch(request: Request) -> Response:
             raise Unsupported(f"{request.method} /v2/ is not supported")
         return await base(request)
     if path == "_catalog":
+        if request.method not in ("GET", "HEAD"):
+            raise Unsupported(f"{request.method} /v2/_catalog is not supported; use GET")
         return await listing.catalog(request)
     for pattern, methods in _ROUTES:
         match = pattern.fullmatch(path)
