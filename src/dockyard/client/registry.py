@@ -16,6 +16,7 @@ from dockyard.client.hosts import Client
 from dockyard.client.links import next_link
 from dockyard.client.referrers import MAX_PAGES, Referrers
 from dockyard.client.responses import read_body
+from dockyard.client.target import Target
 from dockyard.client.transport import Body, Transport
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Descriptor
@@ -343,3 +344,8 @@ def _tag_page(body: bytes, ref: Reference) -> list[str]:
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise ManifestInvalid(f"tags of {ref.name}: `tags` is not a list of strings")
     return tags
+
+
+def _is_a_target(client: RegistryClient) -> Target:
+    """Type-checked proof that a remote registry is a copy `Target`."""
+    return client

@@ -1,0 +1,1 @@
+"""The copy engine: plan the descriptor graph, then execute it between targets."""
