@@ -36,7 +36,7 @@ def open_store(settings: Settings) -> Store:
     settings.data.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database_url or sqlite_url(settings.data))
     driver = FilesystemDriver(settings.data / "storage")
-    return Store(db, BlobStore(driver), UploadStore(driver))
+    return Store(db, BlobStore(driver), UploadStore(driver), settings.metadata_cache_seconds)
 
 
 async def prepare(store: Store) -> None:

@@ -36,6 +36,9 @@ class Settings(BaseModel):
     upload_expiry_seconds: float = Field(24 * 3600.0, gt=0)
     janitor_interval_seconds: float = Field(600.0, gt=0)
     gc_grace_seconds: float = Field(3600.0, ge=0)
+    metadata_cache_seconds: float = Field(
+        1.0, ge=0, description="how long another process's writes may go unseen; 0 turns it off"
+    )
     rate_limit_per_second: float = Field(0.0, ge=0, description="per client; 0 turns it off")
     rate_limit_burst: int = Field(100, ge=1)
     log_level: str = "info"

@@ -5,6 +5,7 @@ In process on SQLite and PostgreSQL, plus one real-socket round trip with podman
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -619,14 +620,29 @@ async def test_the_basic_cache_does_not_outlive_a_personal_token(
 def argon2_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every password hash `verify_password` is asked to check, in order."""
     calls: list[str] = []
-    real: Callable[[str, str], Awaitable[bool]] = secrets.verify_password
+    real: Callable[..., Awaitable[bool]] = secrets.verify_password
 
-    async def counting(password_hash: str, password: str) -> bool:
+    async def counting(password_hash: str, password: str, executor: Any = None) -> bool:
         calls.append(password)
-        return await real(password_hash, password)
+        return await real(password_hash, password, executor)
 
     monkeypatch.setattr(secrets, "verify_password", counting)
     return calls
+
+
+async def test_concurrent_requests_with_new_credentials_share_one_check(
+    sqlite_app: InProcess, argon2_calls: list[str]
+) -> None:
+    app = sqlite_app
+    alice = await app.user("alice", "alice-pw")
+    argon2_calls.clear()
+
+    async def ping() -> int:
+        async with app.client.get("/v2/", headers=alice) as resp:
+            return resp.status
+
+    assert await asyncio.gather(*(ping() for _ in range(8))) == [200] * 8
+    assert argon2_calls == ["alice-pw"]
 
 
 async def test_basic_credentials_are_verified_once(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import update
@@ -41,6 +43,9 @@ class Accounts:
         self.db = db
         self.cache_ttl = cache_ttl
         self._cache: dict[str, _Cached] = {}
+        self._inflight: dict[str, asyncio.Future[Subject | None]] = {}
+        # argon2 takes ~64 MiB and ~0.1 s a check: two at a time, away from the I/O threads
+        self._argon2 = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 
     async def bootstrap_admin(self, password: str | None) -> str | None:
         """Create the site admin on first start; return its password when one was created."""
@@ -117,13 +122,21 @@ class Accounts:
         now = time.monotonic()
         if cached is not None and cached.expires > now:
             return cached.subject
-        if secrets.is_token(secret):
-            subject = await self._by_token(username, secret)
-        else:
-            subject = await self._by_password(username, secret)
+        # concurrent requests with the same credentials share one check
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._check(username, secret))
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda _: self._inflight.pop(key, None))
+        subject = await asyncio.shield(pending)
         if subject is not None:
             self._remember(key, subject, now)
         return subject
+
+    async def _check(self, username: str, secret: str) -> Subject | None:
+        if secrets.is_token(secret):
+            return await self._by_token(username, secret)
+        return await self._by_password(username, secret)
 
     async def subject(
         self,
@@ -170,7 +183,9 @@ class Accounts:
     async def _by_password(self, username: str, password: str) -> Subject | None:
         async with self.db.read() as conn:
             user = await rows.user_by_name(conn, username)
-        if user is None or not await secrets.verify_password(user.password_hash, password):
+        if user is None or not await secrets.verify_password(
+            user.password_hash, password, self._argon2
+        ):
             return None
         async with self.db.read() as conn:
             return await _user_subject(conn, user, None, None)

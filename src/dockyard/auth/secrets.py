@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from concurrent.futures import Executor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -17,8 +18,10 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-async def verify_password(password_hash: str, password: str) -> bool:
-    """Check a password off the event loop (argon2 is deliberately slow)."""
+async def verify_password(
+    password_hash: str, password: str, executor: Executor | None = None
+) -> bool:
+    """Check a password off the event loop (argon2 is deliberately slow and memory-hungry)."""
 
     def verify() -> bool:
         try:
@@ -26,7 +29,7 @@ async def verify_password(password_hash: str, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
 
-    return await asyncio.to_thread(verify)
+    return await asyncio.get_running_loop().run_in_executor(executor, verify)
 
 
 def new_password() -> str:

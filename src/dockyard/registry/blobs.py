@@ -8,6 +8,7 @@ from dockyard.metadata import content
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import BlobUnknown
+from dockyard.registry.cache import ReadCache
 from dockyard.registry.context import Store
 
 
@@ -21,13 +22,22 @@ class BlobInfo:
 class Blobs:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._sizes: ReadCache[int] = ReadCache(store.cache_seconds)
+
+    def forget_cached(self) -> None:
+        self._sizes.clear()
 
     async def stat(self, repository: RepositoryRow | None, digest: Digest) -> BlobInfo:
         """The blob if it is visible in the repository, else `BlobUnknown`."""
         size = None
         if repository is not None:
-            async with self.store.db.read() as conn:
-                size = await content.linked_size(conn, repository.id, str(digest))
+            key = (repository.id, str(digest))
+            size = self._sizes.get(key)
+            if size is None:
+                async with self.store.db.read() as conn:
+                    size = await content.linked_size(conn, repository.id, str(digest))
+                if size is not None:
+                    self._sizes.put(key, size)
         if size is None:
             raise BlobUnknown(
                 f"blob {digest} is not known to this repository", {"digest": str(digest)}
@@ -51,7 +61,9 @@ class Blobs:
     async def delete(self, repository: RepositoryRow, digest: Digest) -> None:
         """Remove the blob from the repository (its bytes go at the next garbage collection)."""
         async with self.store.db.write() as conn:
-            if not await content.unlink_blob(conn, repository.id, str(digest)):
-                raise BlobUnknown(
-                    f"blob {digest} is not known to this repository", {"digest": str(digest)}
-                )
+            unlinked = await content.unlink_blob(conn, repository.id, str(digest))
+        self._sizes.forget((repository.id, str(digest)))
+        if not unlinked:
+            raise BlobUnknown(
+                f"blob {digest} is not known to this repository", {"digest": str(digest)}
+            )

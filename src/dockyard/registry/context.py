@@ -14,3 +14,4 @@ class Store:
     db: Database
     blobs: BlobStore
     uploads: UploadStore
+    cache_seconds: float = 1.0  # how long other processes' writes may go unseen (registry/cache.py)

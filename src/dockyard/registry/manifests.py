@@ -22,6 +22,7 @@ from dockyard.oci.errors import (
 )
 from dockyard.oci.manifest import Manifest, parse_manifest
 from dockyard.oci.names import TAG_PATTERN, validate_tag
+from dockyard.registry.cache import ReadCache
 from dockyard.registry.context import Store
 from dockyard.registry.repositories import create_in
 
@@ -50,6 +51,11 @@ class Pushed:
 class Manifests:
     def __init__(self, store: Store) -> None:
         self.store = store
+        # ("tag" | "digest", repository id, tag or digest) → manifest
+        self._cache: ReadCache[ManifestRow] = ReadCache(store.cache_seconds, size=1024)
+
+    def forget_cached(self) -> None:
+        self._cache.clear()
 
     async def get(
         self, repository: RepositoryRow, reference: str, accept: frozenset[str] | None = None
@@ -59,13 +65,7 @@ class Manifests:
         An index asked for by tag by a client that does not accept indexes gets its
         linux/amd64 image (as Docker's registry does); any other unaccepted type is unknown.
         """
-        async with self.store.db.read() as conn:
-            if is_digest(reference):
-                found = await rows.by_digest(conn, repository.id, str(Digest.parse(reference)))
-            elif TAG_PATTERN.fullmatch(reference):
-                found = await rows.by_tag(conn, repository.id, reference)
-            else:
-                found = None  # no tag can have that form, so none is known: 404, as the spec wants
+        found = await self._lookup(repository, reference)
         if found is None:
             raise ManifestUnknown(
                 f"manifest {reference!r} is not known to repository {repository.name!r}",
@@ -82,6 +82,24 @@ class Manifests:
             "which the request's Accept header does not allow",
             {"name": repository.name, "reference": reference, "mediaType": found.media_type},
         )
+
+    async def _lookup(self, repository: RepositoryRow, reference: str) -> ManifestRow | None:
+        if is_digest(reference):
+            key: tuple[str, int, str] = ("digest", repository.id, str(Digest.parse(reference)))
+        elif TAG_PATTERN.fullmatch(reference):
+            key = ("tag", repository.id, reference)
+        else:
+            return None  # no tag can have that form, so none is known: 404, as the spec wants
+        found = self._cache.get(key)
+        if found is None:
+            async with self.store.db.read() as conn:
+                if key[0] == "digest":
+                    found = await rows.by_digest(conn, repository.id, key[2])
+                else:
+                    found = await rows.by_tag(conn, repository.id, key[2])
+            if found is not None:
+                self._cache.put(key, found)
+        return found
 
     async def _default_platform(
         self, repository: RepositoryRow, index: ManifestRow, accept: frozenset[str]
@@ -142,6 +160,8 @@ class Manifests:
                         "immutable tags enabled: push a new tag instead",
                     )
                 await repositories.set_tag(conn, repository.id, tag, str(manifest.digest))
+        if tag is not None:  # after the commit, so no reader re-caches the old value
+            self._cache.forget(("tag", repository.id, tag))
         return Pushed(manifest, tag, previous, created)
 
     async def _check_references(
@@ -175,6 +195,13 @@ class Manifests:
 
     async def delete(self, repository: RepositoryRow, reference: str) -> None:
         """Delete a tag, or a manifest with every tag that points at it."""
+        try:
+            await self._delete(repository, reference)
+        finally:  # after the commit, so no reader re-caches what was deleted
+            self._cache.forget_where(("tag", repository.id))
+            self._cache.forget(("digest", repository.id, reference))
+
+    async def _delete(self, repository: RepositoryRow, reference: str) -> None:
         async with self.store.db.write() as conn:
             if not is_digest(reference):
                 tag = validate_tag(reference)

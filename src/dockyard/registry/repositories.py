@@ -14,6 +14,7 @@ from dockyard.metadata.db import Database
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.oci.errors import Denied, NameUnknown, Unauthorized
 from dockyard.oci.names import namespace_of, validate_name
+from dockyard.registry.cache import ReadCache
 from dockyard.registry.context import Store
 
 CATALOG_MAX = 1000
@@ -42,10 +43,19 @@ async def create_in(db: Database, conn: AsyncConnection, name: str) -> Repositor
 class Repositories:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._cache: ReadCache[RepositoryRow] = ReadCache(store.cache_seconds)
+
+    def forget_cached(self) -> None:
+        self._cache.clear()
 
     async def get(self, name: str) -> RepositoryRow | None:
-        async with self.store.db.read() as conn:
-            return await rows.by_name(conn, name)
+        found = self._cache.get(name)
+        if found is None:
+            async with self.store.db.read() as conn:
+                found = await rows.by_name(conn, name)
+            if found is not None:
+                self._cache.put(name, found)
+        return found
 
     async def authorize(self, subject: Subject, name: str, action: Action) -> RepositoryRow | None:
         """The repository if `subject` may do `action` on it (None: it does not exist yet).
@@ -97,6 +107,7 @@ class Repositories:
                 raise NameUnknown(f"repository {name!r} is not known to this registry")
             await rows.update_settings(conn, repository.id, visibility, immutable_tags)
             updated = await rows.by_name(conn, name)
+        self._cache.forget(name)  # after the commit, so no reader re-caches the old settings
         assert updated is not None
         return updated
 

@@ -21,6 +21,12 @@ class Registry:
     manifests: Manifests
     referrers: Referrers
 
+    def forget_cached(self) -> None:
+        """Drop every cached read, after maintenance that bypassed the services (collection)."""
+        self.repositories.forget_cached()
+        self.blobs.forget_cached()
+        self.manifests.forget_cached()
+
     @classmethod
     def over(cls, store: Store) -> Registry:
         return cls(

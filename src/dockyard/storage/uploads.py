@@ -107,12 +107,15 @@ class UploadStore:
 async def _pump(
     body: AsyncIterator[bytes], appender: Appender, hasher: hashlib._Hash | None
 ) -> int:
-    """Copy `body` to `appender` in BUFFER_SIZE pieces, one in flight while the next fills."""
+    """Copy `body` to `appender` in BUFFER_SIZE pieces, one in flight while the next fills.
+
+    Two buffers take turns, so nothing is copied but the chunks themselves.
+    """
     received = 0
-    buffer = bytearray()
+    filling, spare = bytearray(), bytearray()
     pending: asyncio.Task[None] | None = None
 
-    async def flush(data: bytes) -> None:
+    async def flush(data: bytearray) -> None:
         if hasher is not None:
             await asyncio.to_thread(hasher.update, data)
         await appender.write(data)
@@ -120,15 +123,16 @@ async def _pump(
     try:
         async for chunk in body:
             received += len(chunk)
-            buffer += chunk
-            if len(buffer) >= BUFFER_SIZE:
+            filling += chunk
+            if len(filling) >= BUFFER_SIZE:
                 if pending is not None:
-                    await pending
-                pending = asyncio.create_task(flush(bytes(buffer)))
-                buffer.clear()
+                    await pending  # `spare` is written: it may fill next
+                pending = asyncio.create_task(flush(filling))
+                filling, spare = spare, filling
+                filling.clear()
     finally:
         if pending is not None:
             await pending
-    if buffer:
-        await flush(bytes(buffer))
+    if filling:
+        await flush(filling)
     return received

@@ -22,11 +22,11 @@ class FileAppender:
     def size(self) -> int:
         return self._size
 
-    async def write(self, data: bytes | memoryview) -> None:
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
         await asyncio.to_thread(self._write_all, data)
         self._size += len(data)
 
-    def _write_all(self, data: bytes | memoryview) -> None:
+    def _write_all(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
