@@ -9,18 +9,23 @@ from dockyard.metadata import content
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid
+from dockyard.registry.cache import ReadCache
 from dockyard.registry.context import Store
 
 
 class Uploads:
     def __init__(self, store: Store) -> None:
         self.store = store
+        # upload id → repository id, for sessions started here (a session that expired
+        # meanwhile then fails when it completes, not before)
+        self._owners: ReadCache[int] = ReadCache(ttl=3600, size=10_000)
 
     async def start(self, repository: RepositoryRow) -> str:
         upload_id = str(uuid.uuid4())
         await self.store.uploads.create(upload_id)
         async with self.store.db.write() as conn:
             await content.create_upload(conn, upload_id, repository.id)
+        self._owners.put(upload_id, repository.id)
         return upload_id
 
     async def size(self, repository: RepositoryRow, upload_id: str) -> int:
@@ -82,6 +87,7 @@ class Uploads:
                     f"upload {upload_id} expired before it completed; start a new upload"
                 ) from None
             await uploads.discard(upload_id)
+            self._owners.forget(upload_id)
         return size
 
     async def _verified_size(
@@ -126,14 +132,17 @@ class Uploads:
         async with self.store.db.write() as conn:
             await content.delete_upload(conn, upload_id)
         await self.store.uploads.discard(upload_id)
+        self._owners.forget(upload_id)
 
     async def _check(self, repository: RepositoryRow, upload_id: str) -> None:
         try:
             uuid.UUID(upload_id)
         except ValueError:
             raise BlobUploadUnknown(f"{upload_id!r} is not an upload id") from None
-        async with self.store.db.read() as conn:
-            owner = await content.upload_repository(conn, upload_id)
+        owner = self._owners.get(upload_id)  # sessions this process started need no query
+        if owner is None:
+            async with self.store.db.read() as conn:
+                owner = await content.upload_repository(conn, upload_id)
         if owner != repository.id:
             raise BlobUploadUnknown(
                 f"upload {upload_id} is not in progress in {repository.name!r} (it may have "

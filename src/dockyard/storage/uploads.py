@@ -63,7 +63,8 @@ class UploadStore:
             running = None  # another process appended: re-hash when it completes
         try:
             received = await _pump(body, appender, running.hasher if running else None)
-            await appender.sync()
+            # no fsync here: placing the finished blob fsyncs it, and a session whose tail was
+            # lost in a crash fails its digest check rather than publishing anything
         finally:
             await appender.close()
         if running is not None:
