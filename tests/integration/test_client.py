@@ -5,23 +5,17 @@ cut bodies and flipped bytes)."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
 
 import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from dockyard.client.hosts import Client
-from dockyard.client.registry import RegistryClient
-from dockyard.client.retry import RetryPolicy
-from dockyard.client.settings import ClientConfig, Credential, RegistrySettings, TLSMode
+from dockyard.client.settings import Credential
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
@@ -38,58 +32,9 @@ from support.ocilayout import (
     random_layer,
 )
 from support.peers import HOST, DockerRegistry, DockerRegistryFactory, DockyardServer, Skopeo
+from support.remote import Connect, Peer, bounded
 
 pytestmark = pytest.mark.peers
-
-TEST_TIMEOUT = 120.0
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def bounded(test: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Fail a test that runs longer than TEST_TIMEOUT instead of hanging the suite."""
-
-    @functools.wraps(test)
-    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        async with asyncio.timeout(TEST_TIMEOUT):
-            return await test(*args, **kwargs)
-
-    return run
-
-
-@dataclass
-class Peer:
-    """A registry under test and a client for it."""
-
-    host: str
-    registry: RegistryClient
-    creds: str | None = None
-
-    def ref(self, text: str) -> Reference:
-        return Reference.parse(f"{self.host}/{text}")
-
-
-Connect = Callable[..., RegistryClient]
-
-
-@pytest_asyncio.fixture
-async def connect() -> AsyncIterator[Connect]:
-    """Make clients for hosts on loopback (plain HTTP, quick retries); closed at teardown."""
-    made: list[RegistryClient] = []
-
-    def make(host: str, credential: Credential | None = None, **settings: Any) -> RegistryClient:
-        config = ClientConfig()
-        config.set(
-            RegistrySettings(name=host, tls=TLSMode.DISABLED, credential=credential, **settings)
-        )
-        retry = RetryPolicy(attempts=4, base=0.05, cap=0.5)
-        registry = RegistryClient(Client(config, retry=retry))
-        made.append(registry)
-        return registry
-
-    yield make
-    for registry in made:
-        await registry.close()
 
 
 @pytest.fixture

@@ -7,19 +7,11 @@ indexes: skopeo rewrites those)."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
 
 import pytest
-import pytest_asyncio
 
-from dockyard.client.hosts import Client
-from dockyard.client.registry import RegistryClient
-from dockyard.client.retry import RetryPolicy
-from dockyard.client.settings import ClientConfig, Credential, RegistrySettings, TLSMode
+from dockyard.client.settings import Credential
 from dockyard.copy import CopyError, CopyOptions, copy_image
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
@@ -28,6 +20,7 @@ from dockyard.oci.reference import Reference
 from dockyard.oci.referrers import fallback_tag
 from support.ocilayout import Image, build_artifact, build_image, digest_of, index_bytes, layer
 from support.peers import DockerRegistry, DockerRegistryFactory, DockyardServer, Skopeo
+from support.remote import Connect, Peer, bounded
 
 pytestmark = pytest.mark.peers
 
@@ -35,49 +28,6 @@ TEST_TIMEOUT = 180.0
 SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
 SBOM = "application/spdx+json"
 PROVENANCE = "application/vnd.in-toto+json"
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def bounded(test: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Fail a test that runs longer than TEST_TIMEOUT instead of hanging the suite."""
-
-    @functools.wraps(test)
-    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        async with asyncio.timeout(TEST_TIMEOUT):
-            return await test(*args, **kwargs)
-
-    return run
-
-
-@dataclass
-class Peer:
-    host: str
-    registry: RegistryClient
-    creds: str | None = None
-
-    def ref(self, text: str) -> Reference:
-        return Reference.parse(f"{self.host}/{text}")
-
-
-Connect = Callable[..., RegistryClient]
-
-
-@pytest_asyncio.fixture
-async def connect() -> AsyncIterator[Connect]:
-    """Clients for loopback hosts (plain HTTP, quick retries), closed at teardown."""
-    made: list[RegistryClient] = []
-
-    def make(host: str, credential: Credential | None = None) -> RegistryClient:
-        config = ClientConfig()
-        config.set(RegistrySettings(name=host, tls=TLSMode.DISABLED, credential=credential))
-        registry = RegistryClient(Client(config, retry=RetryPolicy(attempts=4, base=0.05, cap=0.5)))
-        made.append(registry)
-        return registry
-
-    yield make
-    for registry in made:
-        await registry.close()
 
 
 @pytest.fixture

@@ -5,22 +5,16 @@ without it). Then layout interop with skopeo, both ways, and through an archive.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 import pytest
 import pytest_asyncio
 
 from dockyard.client.archive import export_archive, import_archive
-from dockyard.client.hosts import Client
 from dockyard.client.layout import LayoutTarget, layout_reference
-from dockyard.client.registry import RegistryClient
-from dockyard.client.retry import RetryPolicy
-from dockyard.client.settings import ClientConfig, Credential, RegistrySettings, TLSMode
+from dockyard.client.settings import Credential
 from dockyard.client.target import Target
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Descriptor
@@ -46,21 +40,7 @@ from support.ocilayout import (
     random_layer,
 )
 from support.peers import DockerRegistry, Skopeo
-
-TEST_TIMEOUT = 120.0
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def bounded(test: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Fail a test that runs longer than TEST_TIMEOUT instead of hanging the suite."""
-
-    @functools.wraps(test)
-    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        async with asyncio.timeout(TEST_TIMEOUT):
-            return await test(*args, **kwargs)
-
-    return run
+from support.remote import bounded, remote
 
 
 @dataclass
@@ -73,12 +53,6 @@ class Place:
 
     def ref(self, text: str) -> Reference:
         return Reference.parse(f"{self.registry}/{text}")
-
-
-def _remote(host: str, credential: Credential | None = None) -> RegistryClient:
-    config = ClientConfig()
-    config.set(RegistrySettings(name=host, tls=TLSMode.DISABLED, credential=credential))
-    return RegistryClient(Client(config, retry=RetryPolicy(attempts=3, base=0.05, cap=0.5)))
 
 
 @pytest_asyncio.fixture(
@@ -104,12 +78,12 @@ async def place(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     elif kind == "dockyard":
         server = request.getfixturevalue("dockyard_server")
         credential = Credential(username="admin", password=server.admin_password)
-        async with _remote(server.host, credential) as remote:
-            yield Place(kind, remote, server.host)
+        async with remote(server.host, credential) as client:
+            yield Place(kind, client, server.host)
     else:
         registry: DockerRegistry = request.getfixturevalue("docker_registry")
-        async with _remote(registry.host) as remote:
-            yield Place(kind, remote, registry.host)
+        async with remote(registry.host) as client:
+            yield Place(kind, client, registry.host)
 
 
 def desc_of(blob_json: dict[str, object]) -> Descriptor:
