@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dockyard.oci.digest import Digest
+from dockyard.oci.errors import DigestInvalid
 
 BLOBS = "blobs"
 UPLOADS = "uploads"
@@ -20,7 +21,7 @@ def digest_from_blob_key(key: str) -> Digest | None:
         return None
     try:
         return Digest.parse(f"{parts[1]}:{parts[3]}")
-    except Exception:
+    except DigestInvalid:
         return None
 
 

@@ -9,7 +9,14 @@ from starlette.requests import ClientDisconnect, Request
 from dockyard.api.authn import caller
 from dockyard.auth.policy import Action, Subject
 from dockyard.metadata.repositories import RepositoryRow
-from dockyard.oci.errors import BlobUploadInvalid, PayloadTooLarge, SizeInvalid, Unauthorized
+from dockyard.oci.errors import (
+    BlobUploadInvalid,
+    Denied,
+    NameInvalid,
+    PayloadTooLarge,
+    SizeInvalid,
+    Unauthorized,
+)
 from dockyard.registry.service import Registry
 
 
@@ -42,7 +49,7 @@ async def may(request: Request, subject: Subject, name: str, action: Action) -> 
         return False
     try:
         await registry(request).repositories.authorize(subject, name, action)
-    except Exception:
+    except (Unauthorized, Denied, NameInvalid):
         return False
     return True
 
