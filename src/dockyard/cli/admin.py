@@ -11,18 +11,18 @@ import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from dockyard import app as composition
-from dockyard.auth.accounts import AccountError, Accounts
 from dockyard.auth.policy import Role, Scope, Subject
 from dockyard.config import ConfigError, load_settings
 from dockyard.oci.errors import OciError
-from dockyard.registry.context import Store
-from dockyard.registry.gc import collect
-from dockyard.registry.service import Registry
+
+if TYPE_CHECKING:
+    # the server stack loads only when an admin command runs, not for every `dockyard` call
+    from dockyard.auth.accounts import Accounts
+    from dockyard.registry.context import Store
 
 app = typer.Typer(help="Administer accounts, tokens and repositories.", no_args_is_help=True)
 user_app = typer.Typer(help="Users.", no_args_is_help=True)
@@ -47,6 +47,9 @@ def _run(data: Path | None, work: Callable[[Store], Awaitable[T]]) -> T:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
 
+    from dockyard import app as composition
+    from dockyard.auth.accounts import AccountError
+
     async def main() -> T:
         store = composition.open_store(settings)
         try:
@@ -63,6 +66,8 @@ def _run(data: Path | None, work: Callable[[Store], Awaitable[T]]) -> T:
 
 
 def _accounts(store: Store) -> Accounts:
+    from dockyard.auth.accounts import Accounts
+
     return Accounts(store.db)
 
 
@@ -143,7 +148,7 @@ def token_create(
             return await accounts.create_token(name, scope, user=user, expires_in=expires_in)
         subject = await accounts.subject(user)
         if not subject.is_admin and subject.roles.get(org) != Role.OWNER:
-            raise AccountError(f"only owners of {org!r} may create its access tokens")
+            raise ValueError(f"only owners of {org!r} may create its access tokens")
         return await accounts.create_token(name, scope, org=org, expires_in=expires_in)
 
     typer.echo(_run(data, create))
@@ -168,6 +173,8 @@ def repo_set(
     wanted = _on_off(immutable_tags)
 
     async def configure(store: Store) -> str:
+        from dockyard.registry.service import Registry
+
         row = await Registry.over(store).repositories.configure(
             _SITE_ADMIN, repo, visibility, wanted
         )
@@ -185,6 +192,8 @@ def gc(
 ) -> None:
     """Delete blobs that no manifest references any more (safe while pushes run)."""
     seconds = parse_duration(grace)
+    from dockyard.registry.gc import collect
+
     result = _run(data, lambda store: collect(store, seconds, dry_run))
     verb = "would delete" if dry_run else "deleted"
     typer.echo(

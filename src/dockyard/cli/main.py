@@ -9,11 +9,16 @@ from typing import Annotated
 
 import typer
 
-from dockyard.cli import admin
+from dockyard.cli import admin, artifact, image, manifest, registry, tag
 from dockyard.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(help="Dockyard: a hub for hardened container images.", no_args_is_help=True)
 app.add_typer(admin.app, name="admin")
+app.add_typer(image.app, name="image")
+app.add_typer(manifest.app, name="manifest")
+app.add_typer(artifact.app, name="artifact")
+app.add_typer(tag.app, name="tag")
+app.add_typer(registry.app, name="registry")
 
 
 @app.command()
