@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from dockyard.cli import admin, artifact, image, manifest, registry, tag
+from dockyard.cli import admin, artifact, image, manifest, registry, sync, tag
 from dockyard.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(help="Dockyard: a hub for hardened container images.", no_args_is_help=True)
@@ -19,6 +19,7 @@ app.add_typer(manifest.app, name="manifest")
 app.add_typer(artifact.app, name="artifact")
 app.add_typer(tag.app, name="tag")
 app.add_typer(registry.app, name="registry")
+app.add_typer(sync.app, name="sync")
 
 
 @app.command()

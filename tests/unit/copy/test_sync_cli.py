@@ -1,0 +1,84 @@
+"""`dockyard sync` on the command line without registries: what a wrong config or command line
+says, and its exit codes (2: the config or the command line is wrong)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dockyard.cli.sync import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKYARD_CONFIG", str(tmp_path / "config"))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "regsync.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("command", ["check", "once", "server"])
+def test_an_unknown_key_is_named_with_its_line(tmp_path: Path, command: str) -> None:
+    path = write(
+        tmp_path,
+        "version: 1\nsync:\n  - source: a.test/x\n    target: b.test/x\n"
+        "    type: repository\n    tag:\n      allow: ['1']\n",
+    )
+    result = runner.invoke(app, [command, "-c", str(path)])
+    assert result.exit_code == 2
+    assert f"error: {path}, line 6: unknown key 'tag' in sync[0]" in result.stderr
+    assert "did you mean 'tags'?" in result.stderr
+
+
+def test_a_missing_config_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["check", "-c", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2
+    assert "cannot read the sync config" in result.stderr
+
+
+def test_the_config_is_required() -> None:
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == 2
+    assert "--config" in result.stderr
+
+
+def test_a_wrong_format_is_a_usage_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\n")
+    result = runner.invoke(app, ["check", "-c", str(path), "--format", "yaml"])
+    assert result.exit_code == 2
+    assert "--format must be text or json" in result.stderr
+
+
+def test_a_wrong_progress_is_a_usage_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\n")
+    result = runner.invoke(app, ["once", "-c", str(path), "--progress", "loud"])
+    assert result.exit_code == 2
+    assert "unknown progress format" in result.stderr
+
+
+def test_an_empty_config_checks_nothing(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\n")
+    result = runner.invoke(app, ["check", "-c", str(path), "--format", "json"])
+    assert result.exit_code == 0
+    assert '"repositories": []' in result.stdout
+
+
+def test_the_server_needs_a_schedule(tmp_path: Path) -> None:
+    path = write(tmp_path, "sync:\n  - {source: a.test/x:1, target: b.test/x:1, type: image}\n")
+    result = runner.invoke(app, ["server", "-c", str(path)])
+    assert result.exit_code == 2
+    assert "no sync entry has a schedule or an interval" in result.stderr
+
+
+def test_the_config_can_come_from_standard_input() -> None:
+    result = runner.invoke(app, ["check", "-c", "-", "--format", "json"], input="version: 1\n")
+    assert result.exit_code == 0
+    assert '"dry_run": true' in result.stdout
