@@ -35,6 +35,7 @@ unit: install
 
 bench: install test-deps
 	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/mirror.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
