@@ -50,15 +50,21 @@ def ssl_context(settings: RegistrySettings) -> ssl.SSLContext | bool:
 
 
 def default_session(
-    settings: RegistrySettings, *, trust_env: bool = False
+    settings: RegistrySettings,
+    *,
+    trust_env: bool = False,
+    resolver: aiohttp.abc.AbstractResolver | None = None,
+    agent: str | None = None,
 ) -> aiohttp.ClientSession:
     """A session for one registry: its TLS settings, raw bytes (no transparent decompression,
     digests are of what was sent), bounded connect and read timeouts, no overall timeout (a
-    large blob takes as long as it takes)."""
+    large blob takes as long as it takes); `resolver` and `agent` override name resolution and
+    the User-Agent."""
     connector = aiohttp.TCPConnector(
         ssl=ssl_context(settings),
         limit=settings.req_concurrent or 100,
         ttl_dns_cache=300,
+        resolver=resolver,
     )
     timeout = aiohttp.ClientTimeout(
         total=None, connect=CONNECT_TIMEOUT, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
@@ -68,7 +74,7 @@ def default_session(
         timeout=timeout,
         auto_decompress=False,
         trust_env=trust_env,
-        headers={"User-Agent": user_agent()},
+        headers={"User-Agent": agent or user_agent()},
     )
 
 

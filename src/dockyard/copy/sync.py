@@ -32,14 +32,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from dockyard.client.challenge import scope_for
-from dockyard.client.hosts import (
-    CONNECT_TIMEOUT,
-    READ_TIMEOUT,
-    Client,
-    SessionFactory,
-    ssl_context,
-    user_agent,
-)
+from dockyard.client.hosts import Client, SessionFactory, default_session
 from dockyard.client.links import next_link
 from dockyard.client.registry import MANIFEST_ACCEPT, RegistryClient
 from dockyard.client.responses import read_body
@@ -757,25 +750,8 @@ def _session(
     settings: RegistrySettings, hostname: str | None, agent: str | None
 ) -> aiohttp.ClientSession:
     """`hosts.default_session`, connecting to `hostname` for the registry's host when given."""
-    resolver: AbstractResolver | None = None
-    if hostname is not None:
-        resolver = _Redirect(settings.api_host, hostname)
-    connector = aiohttp.TCPConnector(
-        ssl=ssl_context(settings),
-        limit=settings.req_concurrent or 100,
-        ttl_dns_cache=300,
-        resolver=resolver,
-    )
-    timeout = aiohttp.ClientTimeout(
-        total=None, connect=CONNECT_TIMEOUT, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        auto_decompress=False,
-        trust_env=False,
-        headers={"User-Agent": agent or user_agent()},
-    )
+    resolver = _Redirect(settings.api_host, hostname) if hostname is not None else None
+    return default_session(settings, resolver=resolver, agent=agent)
 
 
 def _split_host(text: str) -> tuple[str, int | None]:
