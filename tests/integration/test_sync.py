@@ -32,7 +32,7 @@ from dockyard.client.hosts import Client
 from dockyard.client.registry import RegistryClient
 from dockyard.client.retry import RetryPolicy
 from dockyard.client.settings import ClientConfig, Credential, RegistrySettings, TLSMode
-from dockyard.copy.sync import registry_catalog
+from dockyard.copy.sync_expand import registry_catalog
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import OciError

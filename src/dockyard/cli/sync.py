@@ -25,8 +25,12 @@ import typer
 
 from dockyard.client.registry import RegistryClient
 from dockyard.config import ConfigError
-from dockyard.copy.sync import RepositoryResult, Syncer, SyncReport, serve, sync_client
-from dockyard.copy.sync_config import SyncConfig, load_sync_config
+from dockyard.copy.sync import Syncer
+from dockyard.copy.sync_client import sync_client
+from dockyard.copy.sync_config import load_sync_config
+from dockyard.copy.sync_model import SyncConfig
+from dockyard.copy.sync_report import RepositoryResult, SyncReport
+from dockyard.copy.sync_server import serve
 
 if TYPE_CHECKING:  # rich is imported when something is printed with it
     from rich.console import Console

@@ -16,8 +16,12 @@ from dockyard.client.hosts import Client
 from dockyard.client.registry import RegistryClient
 from dockyard.client.settings import ClientConfig, TLSMode
 from dockyard.copy.events import CopyFinished, CopyStarted, Event
-from dockyard.copy.sync import Syncer, SyncReport, serve, sync_client, sync_client_config
-from dockyard.copy.sync_config import SyncConfig, SyncConfigError, parse_sync_config
+from dockyard.copy.sync import Syncer
+from dockyard.copy.sync_client import sync_client, sync_client_config
+from dockyard.copy.sync_config import parse_sync_config
+from dockyard.copy.sync_model import SyncConfig, SyncConfigError
+from dockyard.copy.sync_report import SyncReport
+from dockyard.copy.sync_server import serve
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import ManifestUnknown
 from dockyard.oci.reference import Reference

@@ -13,12 +13,11 @@ import pytest
 
 from dockyard.client.settings import TLSMode
 from dockyard.copy.options import ReferrerFilter
-from dockyard.copy.sync_config import (
+from dockyard.copy.sync_config import load_sync_config, parse_sync_config
+from dockyard.copy.sync_model import (
     DEFAULT_MEDIA_TYPES,
     SyncConfigError,
     TagFilter,
-    load_sync_config,
-    parse_sync_config,
     select_tags,
 )
 from dockyard.copy.sync_schedule import Cron, Every, format_duration, parse_duration
