@@ -9,7 +9,6 @@ tests of a module run in file order and share state through `conformance.state`,
 from __future__ import annotations
 
 import os
-import secrets
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import pytest
 import pytest_asyncio
 
 from conformance.suite import Conformance, RegistryClient, SuiteData
-from support.peers import HOST, DockyardServer, free_port, log_tail
+from support.peers import DockyardServer, launch_dockyard, log_tail
 
 # OCI_NAMESPACE / OCI_CROSSMOUNT_NAMESPACE of the Go suite.
 NAMESPACE = os.environ.get("OCI_NAMESPACE", "myorg/myrepo")
@@ -66,22 +65,8 @@ def conformance_server(
             root_url, os.environ.get("OCI_USERNAME", ""), os.environ.get("OCI_PASSWORD", "")
         )
         return
-    base = tmp_path_factory.mktemp("dockyard-conformance")
-    data = base / "data"
-    data.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env["DOCKYARD_ADMIN_PASSWORD"] = secrets.token_urlsafe(18)
-    port = free_port()
-    server = DockyardServer(
-        host=f"{HOST}:{port}",
-        url=f"http://{HOST}:{port}",
-        data=data,
-        log=base / "server.log",
-        admin_password=env["DOCKYARD_ADMIN_PASSWORD"],
-        env=env,
-    )
+    server = launch_dockyard(tmp_path_factory.mktemp("dockyard-conformance"))
     _server_logs[request.module.__name__] = server.log
-    server.start()
     try:
         yield server
     finally:

@@ -16,8 +16,6 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -44,7 +42,7 @@ from support.ocilayout import (
     manifest_bytes,
     random_bytes,
 )
-from support.peers import HOST, DockyardServer, free_port
+from support.peers import DockyardServer, launch_dockyard
 from support.peers import _attach_log as attach_log
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -1131,21 +1129,7 @@ async def test_same_new_tag_pushed_concurrently_postgres(
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
     """One `dockyard serve` (SQLite, fresh data) for this module's socket-level cases, which
     each use their own repository: starting one per test would cost more than the tests."""
-    base = tmp_path_factory.mktemp("dockyard-bad-input")
-    data = base / "data"
-    data.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
-    env["DOCKYARD_ADMIN_PASSWORD"] = secrets.token_urlsafe(18)
-    port = free_port()
-    server = DockyardServer(
-        host=f"{HOST}:{port}",
-        url=f"http://{HOST}:{port}",
-        data=data,
-        log=base / "server.log",
-        admin_password=env["DOCKYARD_ADMIN_PASSWORD"],
-        env=env,
-    )
-    server.start()
+    server = launch_dockyard(tmp_path_factory.mktemp("dockyard-bad-input"))
     try:
         yield server
     finally:

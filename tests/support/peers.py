@@ -409,6 +409,39 @@ class DockyardServer:
 DockyardServerFactory = Callable[..., DockyardServer]
 
 
+def launch_dockyard(
+    base: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    data: Path | None = None,
+) -> DockyardServer:
+    """Start `dockyard serve` on a free loopback port with its log and data under `base`.
+
+    For fixtures of any scope; the caller stops it. `env` adds variables to a copy of this
+    process's environment without its `DOCKYARD_*` ones; the admin password is random unless
+    `DOCKYARD_ADMIN_PASSWORD` is given.
+    """
+    if data is None:
+        data = base / "data"
+        data.mkdir()
+    port = free_port()
+    server_env = _clean_env(drop_prefixes=("DOCKYARD_",))
+    server_env["DOCKYARD_ADMIN_PASSWORD"] = secrets.token_urlsafe(18)
+    server_env.update(env or {})
+    server = DockyardServer(
+        host=f"{HOST}:{port}",
+        url=f"http://{HOST}:{port}",
+        data=data,
+        log=base / "server.log",
+        admin_password=server_env["DOCKYARD_ADMIN_PASSWORD"],
+        env=server_env,
+        args=list(args),
+    )
+    server.start()
+    return server
+
+
 @pytest.fixture
 def dockyard_server_factory(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -427,26 +460,9 @@ def dockyard_server_factory(
         args: Sequence[str] = (),
         data: Path | None = None,
     ) -> DockyardServer:
-        base = tmp_path_factory.mktemp("dockyard")
-        if data is None:
-            data = base / "data"
-            data.mkdir()
-        port = free_port()
-        server_env = _clean_env(drop_prefixes=("DOCKYARD_",))
-        server_env["DOCKYARD_ADMIN_PASSWORD"] = secrets.token_urlsafe(18)
-        server_env.update(env or {})
-        server = DockyardServer(
-            host=f"{HOST}:{port}",
-            url=f"http://{HOST}:{port}",
-            data=data,
-            log=base / "server.log",
-            admin_password=server_env["DOCKYARD_ADMIN_PASSWORD"],
-            env=server_env,
-            args=list(args),
-        )
+        server = launch_dockyard(tmp_path_factory.mktemp("dockyard"), env=env, args=args, data=data)
         started.append(server)
         _attach_log(request, f"dockyard {server.host}", server.log)
-        server.start()
         return server
 
     yield start
