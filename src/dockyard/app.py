@@ -20,7 +20,7 @@ from dockyard.auth.accounts import Accounts
 from dockyard.auth.tokens import TokenIssuer, new_signing_key
 from dockyard.config import Settings
 from dockyard.metadata import settings as site_settings
-from dockyard.metadata.db import Database, sqlite_url
+from dockyard.metadata.db import Database
 from dockyard.registry.context import Store
 from dockyard.registry.gc import expire_uploads
 from dockyard.registry.service import Registry
@@ -34,7 +34,8 @@ log = logging.getLogger("dockyard")
 def open_store(settings: Settings) -> Store:
     """The database and content store a data folder (or configured URL) holds."""
     settings.data.mkdir(parents=True, exist_ok=True)
-    db = Database(settings.database_url or sqlite_url(settings.data))
+    embedded = f"sqlite+aiosqlite:///{settings.data.resolve() / 'dockyard.db'}"
+    db = Database(settings.database_url or embedded)
     driver = FilesystemDriver(settings.data / "storage")
     return Store(db, BlobStore(driver), UploadStore(driver), settings.metadata_cache_seconds)
 

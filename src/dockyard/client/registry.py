@@ -25,6 +25,7 @@ from dockyard.oci.errors import (
     DigestInvalid,
     ManifestInvalid,
     ManifestUnknown,
+    NameUnknown,
     OciError,
     PayloadTooLarge,
 )
@@ -166,14 +167,16 @@ class RegistryClient:
     # --- tags ------------------------------------------------------------------------------
 
     async def tag_list(self, ref: Reference, page_size: int | None = None) -> list[str]:
-        """Every tag of `ref`'s repository, following `Link` pages (`page_size` per page)."""
+        """Every tag of `ref`'s repository, following `Link` pages (`page_size` per page);
+        `NameUnknown` when the registry has no such repository."""
         transport = self.transport(ref)
         url = transport.url(f"/v2/{ref.repository}/tags/list")
         params = {"n": str(page_size)} if page_size else {}
         tags: list[str] = []
         seen = set()
         for _ in range(MAX_PAGES * 100):
-            async with transport.request("GET", url, scopes=_pull(ref), params=params) as response:
+            request = transport.request("GET", url, scopes=_pull(ref), params=params)
+            async with _not_found(NameUnknown, f"repository {ref.name}"), request as response:
                 body = await _read_limited(response, MAX_TAG_PAGE, f"tags of {ref.name}")
                 following = next_link(response.headers.getall("Link", []), response.url)
             tags += _tag_page(body, ref)

@@ -43,7 +43,7 @@ from dockyard.copy.sync_run import Run, RunPlace
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Platform
 from dockyard.oci.digest import Digest
-from dockyard.oci.errors import ManifestUnknown, OciError
+from dockyard.oci.errors import ManifestUnknown, NameUnknown
 from dockyard.oci.reference import Reference
 
 Log = Callable[[str], None]
@@ -182,10 +182,8 @@ class Syncer:
         try:
             async with ctx.limits.requests:
                 return await self.place.tag_list(dst)
-        except OciError as exc:
-            if exc.status == 404:
-                return []
-            raise
+        except NameUnknown:
+            return []  # the target repository is created by the first copy
 
     # --- one tag -----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from dockyard.copy.limits import Limits
 from dockyard.copy.sync_expand import FALLBACK_TAG
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
-from dockyard.oci.errors import OciError
+from dockyard.oci.errors import NameUnknown, OciError
 from dockyard.oci.manifest import Manifest
 from dockyard.oci.reference import Reference
 from dockyard.oci.referrers import fallback_tag
@@ -121,8 +121,10 @@ class RunPlace:
     async def _list_fallback_tags(self, ref: Reference) -> frozenset[str] | None:
         try:
             tags = await self.place.tag_list(ref)
-        except OciError as err:
-            return frozenset() if err.status == 404 else None
+        except NameUnknown:
+            return frozenset()
+        except OciError:
+            return None
         except (aiohttp.ClientError, ConnectionError, TimeoutError):
             return None  # each lookup asks for its fallback tag instead
         return frozenset(t for t in tags if FALLBACK_TAG.fullmatch(t))

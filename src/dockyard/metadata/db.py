@@ -18,11 +18,6 @@ _WRITE = "dockyard_write"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def sqlite_url(folder: str | Path) -> str:
-    """The URL of the embedded default database inside a data folder."""
-    return f"sqlite+aiosqlite:///{Path(folder).resolve() / 'dockyard.db'}"
-
-
 class Database:
     """Transactions over SQLite (WAL) or PostgreSQL.
 
