@@ -42,6 +42,20 @@ class Settings(BaseModel):
     rate_limit_per_second: float = Field(0.0, ge=0, description="per client; 0 turns it off")
     rate_limit_burst: int = Field(100, ge=1)
     log_level: str = "info"
+    # --- the hub -------------------------------------------------------------------------------
+    sync_interval_seconds: float = Field(
+        900.0, gt=0, description="how often every active mirror is reconciled with upstream"
+    )
+    run_workers: bool = Field(True, description="run background jobs inside `dockyard serve`")
+    worker_concurrency: int = Field(4, ge=1, le=64, description="jobs one worker runs at once")
+    job_lease_seconds: float = Field(
+        30.0, gt=0, description="a job whose worker stops renewing its lease this long is retried"
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0)
+    webhook_max_attempts: int = Field(8, ge=1, le=50)
+    webhook_allow_private: bool = Field(
+        False, description="allow webhook URLs on loopback and private networks"
+    )
 
     @property
     def listen_host(self) -> str:

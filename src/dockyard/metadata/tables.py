@@ -162,3 +162,176 @@ settings = Table(
     Column("value", Text, nullable=False),
     UniqueConstraint("key"),
 )
+
+# --- the hub: catalog, mirrors, jobs, events, webhooks, pull-through cache ---------------------
+
+catalog_entries = Table(
+    "catalog_entries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # "image" or "chart"
+    Column("description", Text, nullable=False, default=""),
+    # where the images are: a full repository reference without tag, e.g. dhi.io/python
+    Column("source", String(512), nullable=False),
+    # where their signed attestations are (referrers), when not beside the images
+    Column("attestation_source", String(512), nullable=True),
+    Column("username", String(255), nullable=True),
+    Column("password", Text, nullable=True),  # needed in clear to log in upstream
+    Column("eol_pattern", String(512), nullable=True),  # anchored regex of end-of-life tags
+    Column("created_at", Float, nullable=False),
+)
+
+catalog_tags = Table(
+    "catalog_tags",
+    metadata,
+    Column(
+        "entry_id", Integer, ForeignKey("catalog_entries.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("tag", String(128), primary_key=True),
+    Column("digest", String(200), nullable=False),
+    Column("variant", String(64), nullable=False),  # "standard", "dev", "fips", ...
+    Column("eol", Boolean, nullable=False, default=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+mirrors = Table(
+    "mirrors",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("entry_id", Integer, ForeignKey("catalog_entries.id"), nullable=False),
+    Column(
+        "repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("include_eol", Boolean, nullable=False, default=False),
+    # "active", "paused" (the repository was made public), "stopped"
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text, nullable=True),
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("interval_seconds", Float, nullable=True),  # None: the site default
+    Column("next_sync_at", Float, nullable=True),
+    Column("last_synced_at", Float, nullable=True),
+    Column("tags_total", Integer, nullable=False, default=0),
+    Column("tags_done", Integer, nullable=False, default=0),
+    Column("bytes_done", BigInteger, nullable=False, default=0),
+    UniqueConstraint("entry_id", "repository_id"),
+    Index("ix_mirrors_repository", "repository_id"),
+)
+
+sync_runs = Table(
+    "sync_runs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("mirror_id", Integer, ForeignKey("mirrors.id", ondelete="CASCADE"), nullable=False),
+    Column("trigger", String(16), nullable=False),  # "create", "schedule", "webhook", "manual"
+    Column("outcome", String(16), nullable=False),  # "running", "succeeded", "failed", "skipped"
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("tags_added", Integer, nullable=False, default=0),
+    Column("tags_updated", Integer, nullable=False, default=0),
+    Column("tags_unchanged", Integer, nullable=False, default=0),
+    Column("referrers_copied", Integer, nullable=False, default=0),
+    Column("bytes", BigInteger, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    Index("ix_sync_runs_mirror", "mirror_id", "started_at"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("payload", Text, nullable=False),  # JSON
+    # "queued", "running", "succeeded", "failed" (gave up), "cancelled"
+    Column("state", String(16), nullable=False),
+    # while queued or running, at most one job per key ("sync:3"); cleared when it ends
+    Column("dedupe_key", String(255), nullable=True, unique=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("max_attempts", Integer, nullable=False),
+    Column("run_after", Float, nullable=False),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", Float, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("progress", Text, nullable=True),  # JSON, the handler's own report
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Index("ix_jobs_due", "state", "run_after"),
+)
+
+# An outbox: a row per tag pushed or moved, written in the transaction that moved the tag, so
+# no event is lost and none is announced for a push that rolled back.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(32), nullable=False),  # "push"
+    Column(
+        "repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("tag", String(128), nullable=False),
+    Column("old_digest", String(200), nullable=True),
+    Column("new_digest", String(200), nullable=False),
+    Column("media_type", String(255), nullable=False),
+    Column("pusher", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("dispatched", Boolean, nullable=False, default=False),
+    Index("ix_events_pending", "dispatched", "id"),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(255), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=True),  # needed in clear to sign deliveries
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("repository_id", "name"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("webhook_id", Integer, ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", Integer, ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("event_uuid", String(64), nullable=False, unique=True),
+    Column("payload", Text, nullable=False),  # JSON, exactly the bytes sent
+    # "pending", "delivered", "failed" (gave up)
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("response_status", Integer, nullable=True),
+    Column("response_excerpt", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("duration_ms", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("delivered_at", Float, nullable=True),
+    # the receiver's answer through callback_url: "success", "failure" or "error"
+    Column("callback_token_hash", String(64), nullable=False, unique=True),
+    Column("callback_state", String(16), nullable=True),
+    Column("callback_description", Text, nullable=True),
+    Column("callback_context", Text, nullable=True),
+    Column("callback_target_url", Text, nullable=True),
+    Column("callback_at", Float, nullable=True),
+    Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+)
+
+# The pull-through cache: when each cached tag was last checked upstream.
+proxy_tags = Table(
+    "proxy_tags",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("tag", String(128), primary_key=True),
+    Column("fetched_at", Float, nullable=False),
+)

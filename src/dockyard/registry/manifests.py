@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.metadata import content, repositories
+from dockyard.metadata import content, events, repositories
 from dockyard.metadata import manifests as rows
 from dockyard.metadata.manifests import ManifestRow
 from dockyard.metadata.repositories import RepositoryRow
@@ -113,11 +113,20 @@ class Manifests:
                     return await rows.by_digest(conn, repository.id, entry["digest"])
         return None
 
-    async def put(self, name: str, reference: str, raw: bytes, content_type: str | None) -> Pushed:
+    async def put(
+        self,
+        name: str,
+        reference: str,
+        raw: bytes,
+        content_type: str | None,
+        pusher: str | None = None,
+    ) -> Pushed:
         """Store a manifest once everything it names is in the repository, then tag it.
 
         The repository is created (private) by the same transaction, so a refused push leaves
-        nothing behind. Pushes to one repository take its lock, as link pruning does.
+        nothing behind. Pushes to one repository take its lock, as link pruning does. A tag
+        that is created or moved also records a push event (by `pusher`) in that transaction,
+        which webhooks are delivered from.
         """
         tag: str | None = None
         if is_digest(reference):
@@ -160,6 +169,16 @@ class Manifests:
                         "immutable tags enabled: push a new tag instead",
                     )
                 await repositories.set_tag(conn, repository.id, tag, str(manifest.digest))
+                if previous != str(manifest.digest):
+                    await events.record_push(
+                        conn,
+                        repository.id,
+                        tag,
+                        previous,
+                        str(manifest.digest),
+                        manifest.media_type,
+                        pusher or "anonymous",
+                    )
         if tag is not None:  # after the commit, so no reader re-caches the old value
             self._cache.forget(("tag", repository.id, tag))
         return Pushed(manifest, tag, previous, created)

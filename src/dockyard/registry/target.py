@@ -89,7 +89,11 @@ class StoreTarget:
         await self.registry.repositories.authorize(self.subject, ref.repository, Action.PUSH)
         reference = ref.tag if ref.tag is not None else str(manifest.digest)
         pushed = await self.registry.manifests.put(
-            ref.repository, reference, manifest.raw, manifest.media_type
+            ref.repository,
+            reference,
+            manifest.raw,
+            manifest.media_type,
+            pusher=self.subject.name or self.subject.org,
         )
         if pushed.manifest.digest != manifest.digest:
             raise DigestInvalid(f"stored {ref} as {pushed.manifest.digest}, not {manifest.digest}")

@@ -45,10 +45,12 @@ async def get_manifest(request: Request, name: str, reference: str) -> Response:
 
 
 async def put_manifest(request: Request, name: str, reference: str) -> Response:
-    await authorize(request, name, Action.PUSH)
+    subject, _ = await authorize(request, name, Action.PUSH)
     raw = await small_body(request, MAX_MANIFEST_SIZE)
     content_type = request.headers.get("content-type")
-    pushed = await registry(request).manifests.put(name, reference, raw, content_type)
+    pushed = await registry(request).manifests.put(
+        name, reference, raw, content_type, pusher=subject.name or subject.org
+    )
     digest = str(pushed.manifest.digest)
     headers = {
         **API_VERSION_HEADER,
