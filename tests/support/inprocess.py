@@ -18,11 +18,15 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp_asgi_connector import ASGIApplicationConnector
+from starlette.applications import Starlette
 
 from dockyard.api.state import EdgeState
 from dockyard.app import create_app
 from dockyard.auth.policy import Role, Scope
+from dockyard.client.hosts import SessionFactory
+from dockyard.client.settings import RegistrySettings
 from dockyard.config import Settings
+from dockyard.metadata.db import Database
 
 BASE = "http://dockyard.test"
 ADMIN_PASSWORD = "admin-password"
@@ -38,12 +42,24 @@ def basic(user: str, secret: str) -> Auth:
 
 @dataclass
 class InProcess:
-    """A running app: `client` talks to it; `state` reaches its services directly."""
+    """A running app: `client` talks to it; `state` reaches its services directly; `app`
+    is the ASGI app (for sessions that reach it in process, see `session_factory`)."""
 
     client: aiohttp.ClientSession
     state: EdgeState
     settings: Settings
     admin: Auth
+    app: Starlette
+
+    def session_factory(self) -> SessionFactory:
+        """Sessions that reach this app in process, whatever host they ask for."""
+
+        def make(_settings: RegistrySettings) -> aiohttp.ClientSession:
+            return aiohttp.ClientSession(
+                connector=ASGIApplicationConnector(self.app), auto_decompress=False
+            )
+
+        return make
 
     async def user(self, name: str, password: str | None = None) -> Auth:
         password = password or f"{name}-password"
@@ -122,15 +138,23 @@ class InProcess:
 
 
 @contextlib.asynccontextmanager
-async def running_app(data: Path, database_url: str | None = None) -> AsyncIterator[InProcess]:
-    """Start the app (its lifespan included) on a data folder and give a client for it."""
-    settings = Settings(data=data, database_url=database_url, admin_password=ADMIN_PASSWORD)
-    app = create_app(settings)
+async def running_app(
+    data: Path,
+    database_url: str | None = None,
+    session_factory: SessionFactory | None = None,
+    **overrides: Any,
+) -> AsyncIterator[InProcess]:
+    """Start the app (its lifespan included) on a data folder and give a client for it;
+    `session_factory` reaches its upstream registries, `overrides` are further settings."""
+    settings = Settings(
+        data=data, database_url=database_url, admin_password=ADMIN_PASSWORD, **overrides
+    )
+    app = create_app(settings, session_factory)
     async with app.router.lifespan_context(app):
         connector = ASGIApplicationConnector(app)
         async with aiohttp.ClientSession(base_url=BASE, connector=connector) as client:
             admin = basic("admin", ADMIN_PASSWORD)
-            yield InProcess(client, app.state.dockyard, settings, admin)
+            yield InProcess(client, app.state.dockyard, settings, admin, app)
 
 
 @pytest_asyncio.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.peers)])
@@ -146,3 +170,21 @@ async def sqlite_app(tmp_path: Path) -> AsyncIterator[InProcess]:
     """Dockyard in process on SQLite only."""
     async with running_app(tmp_path / "data") as running:
         yield running
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.peers)])
+def db_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A fresh database: once SQLite, once PostgreSQL."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_database_url")
+        return url
+    return f"sqlite+aiosqlite:///{tmp_path / 'dockyard.db'}"
+
+
+@pytest_asyncio.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    """The metadata database at `db_url`, migrated."""
+    database = Database(db_url)
+    await database.migrate()
+    yield database
+    await database.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Insert
@@ -84,6 +84,14 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The integer primary key an INSERT of one row produced."""
+    key = result.inserted_primary_key
+    if key is None or key[0] is None:
+        raise RuntimeError("the INSERT produced no primary key")
+    return int(key[0])
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -174,11 +174,17 @@ catalog_entries = Table(
     Column("description", Text, nullable=False, default=""),
     # where the images are: a full repository reference without tag, e.g. dhi.io/python
     Column("source", String(512), nullable=False),
-    # where their signed attestations are (referrers), when not beside the images
-    Column("attestation_source", String(512), nullable=True),
+    Column("source_tls", String(16), nullable=False),  # "enabled", "insecure", "disabled"
     Column("username", String(255), nullable=True),
     Column("password", Text, nullable=True),  # needed in clear to log in upstream
+    # where their signed attestations are (referrers), when not beside the images
+    Column("attestation_source", String(512), nullable=True),
+    Column("attestation_tls", String(16), nullable=True),
+    Column("attestation_username", String(255), nullable=True),
+    Column("attestation_password", Text, nullable=True),
     Column("eol_pattern", String(512), nullable=True),  # anchored regex of end-of-life tags
+    # the secret in the URL upstream notifies (a Docker Hub-style webhook); only its hash
+    Column("hook_token_hash", String(64), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
 )
 
@@ -247,6 +253,8 @@ jobs = Table(
     Column("state", String(16), nullable=False),
     # while queued or running, at most one job per key ("sync:3"); cleared when it ends
     Column("dedupe_key", String(255), nullable=True, unique=True),
+    # asked for again while running: queued once more when this run succeeds
+    Column("rerun", Boolean, nullable=False, default=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("max_attempts", Integer, nullable=False),
     Column("run_after", Float, nullable=False),
@@ -320,6 +328,7 @@ webhook_deliveries = Table(
     Column("callback_target_url", Text, nullable=True),
     Column("callback_at", Float, nullable=True),
     Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+    UniqueConstraint("webhook_id", "event_id"),  # one delivery per event, even if dispatched twice
 )
 
 # The pull-through cache: when each cached tag was last checked upstream.

@@ -22,12 +22,18 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("source", sa.String(length=512), nullable=False),
-        sa.Column("attestation_source", sa.String(length=512), nullable=True),
+        sa.Column("source_tls", sa.String(length=16), nullable=False),
         sa.Column("username", sa.String(length=255), nullable=True),
         sa.Column("password", sa.Text(), nullable=True),
+        sa.Column("attestation_source", sa.String(length=512), nullable=True),
+        sa.Column("attestation_tls", sa.String(length=16), nullable=True),
+        sa.Column("attestation_username", sa.String(length=255), nullable=True),
+        sa.Column("attestation_password", sa.Text(), nullable=True),
         sa.Column("eol_pattern", sa.String(length=512), nullable=True),
+        sa.Column("hook_token_hash", sa.String(length=64), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("hook_token_hash"),
         sa.UniqueConstraint("name"),
     )
     op.create_table(
@@ -37,6 +43,7 @@ def upgrade() -> None:
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("dedupe_key", sa.String(length=255), nullable=True),
+        sa.Column("rerun", sa.Boolean(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("max_attempts", sa.Integer(), nullable=False),
         sa.Column("run_after", sa.Float(), nullable=False),
@@ -176,6 +183,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("callback_token_hash"),
         sa.UniqueConstraint("event_uuid"),
+        sa.UniqueConstraint("webhook_id", "event_id"),
     )
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.create_index("ix_webhook_deliveries_webhook", ["webhook_id", "id"], unique=False)

@@ -1,0 +1,1 @@
+"""The product on top of the registry: catalog, mirrors, jobs, webhooks."""
