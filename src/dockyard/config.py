@@ -7,19 +7,89 @@ never silently ignored.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "DOCKYARD_"
 # DOCKYARD_* variables that belong to the client side, not to the server's settings
-_NOT_SERVER_SETTINGS = frozenset({"config", "server_config"})
+_NOT_SERVER_SETTINGS = frozenset({"config", "server_config", "server"})
 
 
 class ConfigError(ValueError):
     """A setting that cannot be used; the message names the key and its source."""
+
+
+# a repository name prefix: lowercase path components (the full check is oci/names.py's)
+_PREFIX = re.compile(
+    r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
+)
+
+
+class ProxyUpstream(BaseModel):
+    """A registry that repositories are pulled through from and cached (a registry mirror).
+
+    Manifests by digest and blobs are cached for good (they cannot change); a cached tag is
+    served for `ttl_seconds`, then checked upstream again (a HEAD: no pull counted by Docker
+    Hub when it did not move). When upstream cannot be reached, cached content is served.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    namespace: str | None = Field(
+        None,
+        description="repositories under this prefix: with `hub`, hub/library/nginx is "
+        "library/nginx upstream; none: every repository that is not local (a Docker daemon's "
+        "registry-mirrors entry)",
+    )
+    url: str = Field(description="the upstream registry, e.g. https://registry-1.docker.io")
+    username: str | None = None
+    password: str | None = Field(None, repr=False)
+    tls: Literal["enabled", "insecure", "disabled"] | None = Field(
+        None, description="default: enabled for https:// URLs, disabled for http://"
+    )
+    ttl_seconds: float = Field(
+        300.0, ge=0, description="how long a cached tag is served before upstream is asked again"
+    )
+    visibility: Literal["public", "private"] = Field(
+        "public", description="of the cached repositories; public lets anyone pull, as a mirror"
+    )
+
+    @field_validator("namespace")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is not None and not _PREFIX.fullmatch(value):
+            raise ValueError(f"{value!r} is not a repository name prefix (e.g. hub or mirror/ghcr)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest.strip("/"):
+            raise ValueError(f"{value!r} must be an http:// or https:// URL of a registry")
+        if "/" in rest.rstrip("/"):
+            raise ValueError(f"{value!r} must name a registry host, without a path")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ProxyUpstream:
+        plain = self.url.startswith("http://")
+        if self.tls is not None and plain != (self.tls == "disabled"):
+            raise ValueError(f"tls {self.tls!r} does not fit {self.url}")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password, or neither")
+        return self
+
+    @property
+    def tls_mode(self) -> str:
+        """`enabled`, `insecure` or `disabled` (plain HTTP), as the client settings say it."""
+        if self.tls is not None:
+            return self.tls
+        return "disabled" if self.url.startswith("http://") else "enabled"
 
 
 class Settings(BaseModel):
@@ -47,6 +117,7 @@ class Settings(BaseModel):
         900.0, gt=0, description="how often every active mirror is reconciled with upstream"
     )
     run_workers: bool = Field(True, description="run background jobs inside `dockyard serve`")
+    mirror_parallel_tags: int = Field(4, ge=1, le=64, description="tags one mirror copies at once")
     worker_concurrency: int = Field(4, ge=1, le=64, description="jobs one worker runs at once")
     job_lease_seconds: float = Field(
         30.0, gt=0, description="a job whose worker stops renewing its lease this long is retried"
@@ -56,6 +127,28 @@ class Settings(BaseModel):
     webhook_allow_private: bool = Field(
         False, description="allow webhook URLs on loopback and private networks"
     )
+    # --- the pull-through cache ---------------------------------------------------------------
+    proxies: list[ProxyUpstream] = Field(
+        default_factory=list,
+        description="upstream registries pulled through (YAML list; JSON in DOCKYARD_PROXIES)",
+    )
+
+    @field_validator("proxies", mode="before")
+    @classmethod
+    def _proxies_text(cls, value: Any) -> Any:
+        # DOCKYARD_PROXIES holds the list as JSON (or YAML flow) text
+        return (yaml.safe_load(value) or []) if isinstance(value, str) else value
+
+    @field_validator("proxies")
+    @classmethod
+    def _one_per_namespace(cls, value: list[ProxyUpstream]) -> list[ProxyUpstream]:
+        seen: set[str | None] = set()
+        for proxy in value:
+            if proxy.namespace in seen:
+                which = f"namespace {proxy.namespace!r}" if proxy.namespace else "every namespace"
+                raise ValueError(f"two proxies are configured for {which}")
+            seen.add(proxy.namespace)
+        return value
 
     @property
     def listen_host(self) -> str:
@@ -95,8 +188,10 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
         for error in exc.errors():
             key = str(error["loc"][0]) if error["loc"] else "?"
             where = sources.get(key, "settings")
+            # a nested key is named by its path: proxies.0.usernme
+            path = ".".join(str(part) for part in error["loc"]) or "?"
             if error["type"] == "extra_forbidden":
-                problems.append(f"unknown setting {key!r} in {where}")
+                problems.append(f"unknown setting {path!r} in {where}")
             else:
-                problems.append(f"{key} ({where}): {error['msg']}")
+                problems.append(f"{path} ({where}): {error['msg']}")
         raise ConfigError("; ".join(problems)) from None

@@ -42,3 +42,11 @@ def test_unknown_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) 
 def test_invalid_value_names_key_and_source() -> None:
     with pytest.raises(ConfigError, match=r"workers \(--workers\)"):
         load_settings(workers=0)
+
+
+def test_client_side_variables_are_not_server_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dockyard catalog`/`mirror` read DOCKYARD_SERVER, the client verbs DOCKYARD_CONFIG:
+    commands that also load the server's settings must not trip over them."""
+    monkeypatch.setenv("DOCKYARD_SERVER", "http://127.0.0.1:5000")
+    monkeypatch.setenv("DOCKYARD_CONFIG", "/tmp/somewhere")
+    assert load_settings().listen == "127.0.0.1:5000"

@@ -13,7 +13,6 @@ from dockyard.auth.policy import Subject, allowed_actions
 from dockyard.auth.tokens import REFRESH_TTL, Grant, actions_of, parse_scope
 from dockyard.oci.errors import OciError, Unauthorized
 from dockyard.oci.names import validate_name
-from dockyard.registry.repositories import target
 
 
 class TokenRequestInvalid(OciError):
@@ -96,8 +95,11 @@ async def _grant(request: Request, subject: Subject, asked: Grant) -> Grant | No
         validate_name(asked.name)
     except OciError:
         return None
-    repository = await request.app.state.dockyard.registry.repositories.get(asked.name)
-    allowed = allowed_actions(subject, target(asked.name, repository)) & actions_of(asked)
+    registry = request.app.state.dockyard.registry
+    repository = await registry.repositories.get(asked.name)
+    # a public pull-through cache repository may be pulled before it exists here
+    policy_target = await registry.policy_target(asked.name, repository)
+    allowed = allowed_actions(subject, policy_target) & actions_of(asked)
     if not allowed:
         return None
     return Grant("repository", asked.name, frozenset(a.value for a in allowed))

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.metadata.db import Database
 from dockyard.metadata.tables import manifest_references, manifests, tags
+from dockyard.oci.manifest import Manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,29 +70,23 @@ async def existing(conn: AsyncConnection, repository_id: int, digests: list[str]
     return set(rows.scalars())
 
 
-async def put(
-    db: Database,
-    conn: AsyncConnection,
-    repository_id: int,
-    digest: str,
-    media_type: str,
-    content: bytes,
-    artifact_type: str | None,
-    subject_digest: str | None,
-    annotations: dict[str, str],
-    references: list[tuple[str, str]],
-) -> bool:
-    """Store a manifest and what it references; False when it was already there."""
+async def put(db: Database, conn: AsyncConnection, repository_id: int, manifest: Manifest) -> bool:
+    """Store a manifest's exact bytes and what it references (blobs, child manifests);
+    False when it was already there."""
+    digest = str(manifest.digest)
+    references = [(str(d.digest), "blob") for d in manifest.blobs] + [
+        (str(d.digest), "manifest") for d in manifest.children
+    ]
     result = await conn.execute(
         db.insert_ignore(manifests).values(
             repository_id=repository_id,
             digest=digest,
-            media_type=media_type,
-            artifact_type=artifact_type,
-            subject_digest=subject_digest,
-            annotations=json.dumps(annotations) if annotations else None,
-            size=len(content),
-            content=content,
+            media_type=manifest.media_type,
+            artifact_type=manifest.artifact_type,
+            subject_digest=str(manifest.subject.digest) if manifest.subject else None,
+            annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
+            size=len(manifest.raw),
+            content=manifest.raw,
             created_at=time.time(),
         )
     )

@@ -112,6 +112,21 @@ class PayloadTooLarge(OciError):
     code, status, default_message = "SIZE_INVALID", 413, "payload too large"
 
 
+class UpstreamUnavailable(OciError):
+    """A pull-through cache could not reach its upstream and has nothing cached to serve.
+
+    The code is distribution's own `UNAVAILABLE` (not in the OCI spec, so a client parses it
+    back as a plain `OciError` with status 503), answered 503 so that clients retry later and a
+    Docker daemon falls back from its mirror to the registry itself.
+    """
+
+    code, status, default_message = (
+        "UNAVAILABLE",
+        503,
+        "the upstream registry is unavailable and nothing is cached",
+    )
+
+
 ERRORS_BY_CODE: dict[str, type[OciError]] = {
     cls.code: cls
     for cls in (

@@ -145,21 +145,7 @@ class Manifests:
             repository = await create_in(db, conn, name)
             await repositories.lock(conn, repository.id)
             await self._check_references(conn, repository, manifest)
-            references = [(str(d.digest), "blob") for d in manifest.blobs] + [
-                (str(d.digest), "manifest") for d in manifest.children
-            ]
-            created = await rows.put(
-                db,
-                conn,
-                repository.id,
-                str(manifest.digest),
-                manifest.media_type,
-                manifest.raw,
-                manifest.artifact_type,
-                str(manifest.subject.digest) if manifest.subject else None,
-                manifest.annotations,
-                references,
-            )
+            created = await rows.put(db, conn, repository.id, manifest)
             previous = None
             if tag is not None:
                 previous = await repositories.tag_digest(conn, repository.id, tag)

@@ -15,7 +15,12 @@ from dockyard.oci.errors import RangeInvalid
 async def get_blob(request: Request, name: str, digest_text: str) -> Response:
     digest = Digest.parse(digest_text)
     _, repository = await authorize(request, name, Action.PULL)
-    info = await registry(request).blobs.stat(repository, digest)
+    reg, info = registry(request), None
+    if reg.pull_through is not None:  # None unless `name` is a proxied repository
+        fetch = request.method != "HEAD"  # a HEAD asks upstream for the size only
+        info = await reg.pull_through.blob(name, repository, digest, fetch)
+    if info is None:
+        info = await reg.blobs.stat(repository, digest)
     headers = {
         **API_VERSION_HEADER,
         "Docker-Content-Digest": str(digest),

@@ -31,9 +31,12 @@ def _require(name: str, repository: RepositoryRow | None) -> RepositoryRow:
 
 async def get_manifest(request: Request, name: str, reference: str) -> Response:
     _, repository = await authorize(request, name, Action.PULL)
-    found = await registry(request).manifests.get(
-        _require(name, repository), reference, _accepted(request)
-    )
+    reg, accept = registry(request), _accepted(request)
+    found = None
+    if reg.pull_through is not None:  # None unless `name` is a proxied repository
+        found = await reg.pull_through.manifest(name, repository, reference, accept)
+    if found is None:
+        found = await reg.manifests.get(_require(name, repository), reference, accept)
     headers = {
         **API_VERSION_HEADER,
         "Docker-Content-Digest": found.digest,
