@@ -6,10 +6,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.metadata.tables import events, repositories
+from dockyard.metadata.tables import events, repositories, webhook_deliveries
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,3 +97,16 @@ async def for_repository(
         .limit(limit)
     )
     return [_event(row) for row in await conn.execute(query)]
+
+
+async def prune(conn: AsyncConnection, before: float) -> int:
+    """Forget dispatched events older than `before` that no delivery refers to; how many."""
+    delivered = select(webhook_deliveries.c.event_id)
+    statement = delete(events).where(
+        and_(
+            events.c.dispatched.is_(True),
+            events.c.created_at < before,
+            events.c.id.not_in(delivered),
+        )
+    )
+    return (await conn.execute(statement)).rowcount

@@ -1,0 +1,107 @@
+"""Docker Hub's webhook payload for a tag pushed or moved, plus the digests Docker Hub omits.
+
+Docker Hub sends `callback_url`, `push_data` (`pushed_at` as Unix seconds, `pusher`, `tag`,
+`images`, `media_type`) and `repository` (every field below; `date_created` in Unix seconds).
+Dockyard adds `push_data.digest` (what the tag points at now) and `push_data.previous_digest`
+(what it pointed at before; null for a new tag). Fields Dockyard has no value for (stars,
+comments, descriptions, Dockerfile) carry Docker Hub's empty values, so receivers written for
+Docker Hub parse them unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from dockyard.metadata.events import EventRow
+from dockyard.metadata.webhooks import RepositoryFacts
+
+USER_AGENT = "Dockyard-Webhooks/1"
+CALLBACK_PATH = "/api/v1/callbacks/"
+"""Where receivers answer a delivery: `{public_url}{CALLBACK_PATH}{token}`."""
+
+
+def split_repository(repository: str) -> tuple[str, str]:
+    """(namespace, name): the first path segment and the rest ("" and the name if only one)."""
+    namespace, _, name = repository.partition("/")
+    return (namespace, name) if name else ("", namespace)
+
+
+def repository_url(public_url: str, repository: str) -> str:
+    """The repository's page, Docker Hub style: `{public_url}/r/{namespace}/{name}`."""
+    return f"{public_url.rstrip('/')}/r/{repository}"
+
+
+def callback_url(public_url: str, token: str) -> str:
+    """Where the receiver of one delivery reports its outcome."""
+    return f"{public_url.rstrip('/')}{CALLBACK_PATH}{token}"
+
+
+def push_payload(
+    event: EventRow, repository: RepositoryFacts, *, public_url: str, callback: str
+) -> dict[str, Any]:
+    """The payload announcing `event` (a tag pushed or moved) in `repository`."""
+    namespace, name = split_repository(repository.name)
+    return {
+        "callback_url": callback,
+        "push_data": {
+            "pushed_at": int(event.created_at),
+            "pusher": event.pusher,
+            "tag": event.tag,
+            "images": [event.new_digest],
+            "media_type": event.media_type,
+            "digest": event.new_digest,
+            "previous_digest": event.old_digest,
+        },
+        "repository": {
+            "comment_count": 0,
+            "date_created": int(repository.created_at),
+            "description": "",
+            "dockerfile": "",
+            "full_description": "",
+            "is_official": False,
+            "is_private": repository.visibility != "public",
+            "is_trusted": False,
+            "name": name,
+            "namespace": namespace,
+            "owner": namespace,
+            "repo_name": repository.name,
+            "repo_url": repository_url(public_url, repository.name),
+            "star_count": 0,
+            "status": "Active",
+        },
+    }
+
+
+def encode(payload: dict[str, Any]) -> str:
+    """The JSON text sent (and stored, so a redelivery sends the very same bytes)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-Dockyard-Signature-256 value: `sha256=` and the hex HMAC-SHA256 of the body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def headers(
+    event: EventRow | None, delivery_uuid: str, secret: str | None, body: bytes
+) -> dict[str, str]:
+    """The request headers of a delivery: what Docker Hub lacks (event, id, digests, signature).
+
+    `X-Dockyard-Signature-256` is sent only when the webhook has a secret.
+    """
+    sent = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Dockyard-Event": event.kind if event else "push",
+        "X-Dockyard-Delivery": delivery_uuid,
+    }
+    if event is not None:
+        sent["X-Dockyard-Digest"] = event.new_digest
+        if event.old_digest:
+            sent["X-Dockyard-Previous-Digest"] = event.old_digest
+    if secret:
+        sent["X-Dockyard-Signature-256"] = sign(secret, body)
+    return sent
