@@ -13,12 +13,22 @@ from starlette.routing import Route
 
 from dockyard.api.distribution.routes import dispatch
 from dockyard.api.errors import EXCEPTION_HANDLERS
+from dockyard.api.manage import create_manage_api
 from dockyard.api.ratelimit import RateLimit
 from dockyard.api.state import EdgeState
 from dockyard.api.token import get_token, post_token
 from dockyard.auth.accounts import Accounts
 from dockyard.auth.tokens import TokenIssuer, new_signing_key
+from dockyard.client.hosts import SessionFactory
 from dockyard.config import Settings
+from dockyard.hub.catalog import Catalog
+from dockyard.hub.jobs import JobQueue
+from dockyard.hub.mirror_sync import MirrorSync
+from dockyard.hub.mirrors import SYNC_JOB, Mirrors
+from dockyard.hub.service import Hub
+from dockyard.hub.webhook_urls import guarded_sessions
+from dockyard.hub.webhooks import Webhooks, WebhookSettings
+from dockyard.metadata import events
 from dockyard.metadata import settings as site_settings
 from dockyard.metadata.db import Database
 from dockyard.registry.context import Store
@@ -29,6 +39,7 @@ from dockyard.storage.driver.filesystem import FilesystemDriver
 from dockyard.storage.uploads import UploadStore
 
 log = logging.getLogger("dockyard")
+EVENT_RETENTION_SECONDS = 7 * 86400.0  # dispatched events no webhook delivery refers to
 
 
 def open_store(settings: Settings) -> Store:
@@ -49,7 +60,11 @@ def build_accounts(store: Store, settings: Settings) -> Accounts:
     return Accounts(store.db, cache_ttl=settings.basic_cache_seconds)
 
 
-async def build_state(settings: Settings, store: Store) -> EdgeState:
+async def build_state(
+    settings: Settings, store: Store, session_factory: SessionFactory | None = None
+) -> EdgeState:
+    """Everything the edge needs; `session_factory` reaches upstream registries (pull-through
+    caches and mirrors)."""
     await prepare(store)
     accounts = build_accounts(store, settings)
     created = await accounts.bootstrap_admin(settings.admin_password)
@@ -59,11 +74,66 @@ async def build_state(settings: Settings, store: Store) -> EdgeState:
         )
         print(f"Created the site admin: user 'admin', password {shown}", flush=True)
     key = await site_settings.get_or_set(store.db, "token_signing_key", new_signing_key())
-    return EdgeState(settings, Registry.over(store), accounts, TokenIssuer(key, settings.service))
+    registry = Registry.over(store, settings.proxies, session_factory)
+    return EdgeState(
+        settings,
+        registry,
+        accounts,
+        TokenIssuer(key, settings.service),
+        build_hub(registry, settings, session_factory),
+    )
+
+
+def build_hub(
+    registry: Registry, settings: Settings, session_factory: SessionFactory | None = None
+) -> Hub:
+    """The hub's services over `registry`; `session_factory` reaches upstream registries."""
+    queue = JobQueue(registry.store.db, lease_seconds=settings.job_lease_seconds)
+    catalog = Catalog(registry.store.db, session_factory)
+    mirrors = Mirrors(registry, catalog, queue, default_interval=settings.sync_interval_seconds)
+    webhooks = Webhooks(
+        registry.store.db,
+        queue,
+        WebhookSettings.from_settings(settings),
+        guarded_sessions(settings.webhook_allow_private),
+    )
+    sync = MirrorSync(
+        registry, catalog, session_factory=session_factory, parallel=settings.mirror_parallel_tags
+    )
+    hub = Hub(
+        queue,
+        catalog,
+        mirrors,
+        webhooks,
+        {SYNC_JOB: sync, **webhooks.handlers()},
+        ticks=[mirrors.schedule_due, webhooks.dispatch_events],
+    )
+    mirrors.wake = hub.wake
+    return hub
+
+
+@contextlib.asynccontextmanager
+async def background(state: EdgeState) -> AsyncIterator[None]:
+    """Run the janitor and, unless turned off, the hub's worker while the body runs."""
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(_janitor(state))]
+    if state.settings.run_workers:
+        tasks.append(
+            asyncio.create_task(state.hub.run(stop, concurrency=state.settings.worker_concurrency))
+        )
+    try:
+        yield
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _janitor(state: EdgeState) -> None:
-    """Expire abandoned upload sessions, now and then."""
+    """Expire abandoned upload sessions and old events, now and then."""
     settings = state.settings
     while True:
         try:
@@ -72,25 +142,43 @@ async def _janitor(state: EdgeState) -> None:
             )
             if removed:
                 log.info("expired %d abandoned upload sessions", removed)
+            async with state.registry.store.db.write() as conn:
+                await events.prune(conn, time.time() - EVENT_RETENTION_SECONDS)
         except Exception:
             log.exception("upload expiry failed; retrying at the next interval")
         await asyncio.sleep(settings.janitor_interval_seconds)
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The ASGI application for `settings`."""
+async def run_worker(settings: Settings) -> None:
+    """`dockyard worker`: run the hub's jobs and periodic duties until SIGTERM or SIGINT."""
+    import signal
+
+    store = open_store(settings)
+    try:
+        state = await build_state(settings, store)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        log.info("worker running jobs (%d at a time)", settings.worker_concurrency)
+        await state.hub.run(stop, concurrency=settings.worker_concurrency)
+    finally:
+        await store.db.close()
+
+
+def create_app(settings: Settings, session_factory: SessionFactory | None = None) -> Starlette:
+    """The ASGI application for `settings`; `session_factory` reaches the pull-through
+    upstreams (default: real connections)."""
     store = open_store(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.dockyard = await build_state(settings, store)
-        janitor = asyncio.create_task(_janitor(app.state.dockyard))
+        app.state.dockyard = await build_state(settings, store, session_factory)
         try:
-            yield
+            async with background(app.state.dockyard):
+                yield
         finally:
-            janitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await janitor
+            await app.state.dockyard.registry.close()
             await store.db.close()
 
     routes = [
@@ -102,6 +190,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/token", post_token, methods=["POST"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=EXCEPTION_HANDLERS)
+    app.mount("/api/v1", create_manage_api(app.state))  # shares app.state.dockyard
     if settings.rate_limit_per_second > 0:
         app.add_middleware(
             RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Manifest, parse_manifest
 from dockyard.oci.reference import Reference
 from dockyard.oci.referrers import fallback_tag
+from support.cli import Cli
 from support.ocilayout import Image, build_artifact, build_image, digest_of, index_bytes, layer
 from support.peers import (
     DOCKYARD_BIN,
@@ -131,32 +131,6 @@ def publish(image_ref: Reference, attestations: Reference) -> Source:
 
 
 # --- the CLI -----------------------------------------------------------------------------------
-
-
-class Cli:
-    """`dockyard …` with its own `$DOCKYARD_CONFIG` (and no Docker config)."""
-
-    def __init__(self, base: Path) -> None:
-        self.config = base / "dockyard-config"
-        self.env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("DOCKYARD_", "DOCKER_"))
-        }
-        self.env["DOCKYARD_CONFIG"] = str(self.config)
-        self.env["DOCKER_CONFIG"] = str(base / "docker-config")
-
-    def __call__(self, *args: str | Path, input: str | None = None, code: int = 0) -> str:
-        result = run([DOCKYARD_BIN, *args], input=input, env=self.env, check=False)
-        assert result.returncode == code, (
-            f"dockyard {' '.join(map(str, args))} exited {result.returncode}, expected {code}\n"
-            f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
-        )
-        return result.stdout if code == 0 else result.stderr
-
-    def referrers(self, ref: str, *flags: str) -> list[str]:
-        listed = json.loads(self("artifact", "list", ref, "--format", "json", *flags))
-        return sorted(m["digest"] for m in listed["manifests"])
 
 
 @pytest.fixture

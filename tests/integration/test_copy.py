@@ -13,14 +13,13 @@ import pytest
 
 from dockyard.client.settings import Credential
 from dockyard.copy import CopyError, CopyOptions, copy_image
-from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Manifest, parse_manifest
 from dockyard.oci.reference import Reference
 from dockyard.oci.referrers import fallback_tag
-from support.ocilayout import Image, build_artifact, build_image, digest_of, index_bytes, layer
+from support.ocilayout import build_artifact, build_image, digest_of, index_bytes, layer
 from support.peers import DockerRegistry, DockerRegistryFactory, DockyardServer, Skopeo
-from support.remote import Connect, Peer, bounded
+from support.remote import Connect, Peer, bounded, push
 
 pytestmark = pytest.mark.peers
 
@@ -53,17 +52,6 @@ def scout(docker_registry_factory: DockerRegistryFactory, connect: Connect) -> P
 
 
 # --- source content ----------------------------------------------------------------------------
-
-
-async def push(peer: Peer, ref: Reference, image: Image) -> Manifest:
-    """Push an image's blobs, then its manifest to `ref` (its tag, or by digest)."""
-    for blob in image.blobs():
-        desc = Descriptor.from_json(blob.descriptor())
-        if await peer.registry.blob_head(ref, desc) is None:
-            await peer.registry.blob_put(ref, desc, blob.data)
-    manifest = parse_manifest(image.manifest.data)
-    await peer.registry.manifest_put(ref, manifest)
-    return manifest
 
 
 def at(ref: Reference, digest: Digest | str) -> Reference:

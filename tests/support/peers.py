@@ -364,6 +364,12 @@ class DockyardServer:
             check=check,
         )
 
+    def worker(self, name: str) -> _Process:
+        """Start a `dockyard worker` on this server's data folder (logging beside the server's
+        log as `name`.log); the caller stops it."""
+        argv = [str(DOCKYARD_BIN), "worker", "--data", str(self.data)]
+        return _Process(argv, self.env, self.log.with_name(f"{name}.log"))
+
     def start(self) -> None:
         """Start on this port and data folder; wait until GET /v2/ answers 200 or 401."""
         if self.process is not None and self.process.exited() is None:

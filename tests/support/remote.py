@@ -14,7 +14,10 @@ from dockyard.client.hosts import Client
 from dockyard.client.registry import RegistryClient
 from dockyard.client.retry import RetryPolicy
 from dockyard.client.settings import ClientConfig, Credential, RegistrySettings, TLSMode
+from dockyard.oci.descriptor import Descriptor
+from dockyard.oci.manifest import Manifest, parse_manifest
 from dockyard.oci.reference import Reference
+from support.ocilayout import Image
 
 TEST_TIMEOUT = 120.0
 P = ParamSpec("P")
@@ -67,3 +70,14 @@ async def connect() -> AsyncIterator[Connect]:
     yield make
     for registry in made:
         await registry.close()
+
+
+async def push(peer: Peer, ref: Reference, image: Image) -> Manifest:
+    """Push an image's blobs, then its manifest to `ref` (its tag, or by digest)."""
+    for blob in image.blobs():
+        desc = Descriptor.from_json(blob.descriptor())
+        if await peer.registry.blob_head(ref, desc) is None:
+            await peer.registry.blob_put(ref, desc, blob.data)
+    manifest = parse_manifest(image.manifest.data)
+    await peer.registry.manifest_put(ref, manifest)
+    return manifest

@@ -5,23 +5,27 @@ from __future__ import annotations
 import logging
 
 import orjson
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockyard.auth.accounts import AccountConflict, AccountError, AccountNotFound
+from dockyard.hub.errors import HubError
 from dockyard.oci.errors import OciError, Unsupported
 
 log = logging.getLogger("dockyard.api")
 API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
 
 
-def error_response(request: Request, exc: OciError) -> Response:
-    """`{"errors":[{"code","message","detail"}]}` with the error's status and headers."""
+def error_response(request: Request, exc: OciError, *more: OciError) -> Response:
+    """`{"errors":[{"code","message","detail"}]}` with the (first) error's status and headers."""
     headers = dict(API_VERSION_HEADER)
     headers.update(exc.headers)
     if exc.status == 401:
         headers["WWW-Authenticate"] = challenge(request)
-    body = b"" if request.method == "HEAD" else orjson.dumps({"errors": [exc.to_json()]})
+    entries = [err.to_json() for err in (exc, *more)]
+    body = b"" if request.method == "HEAD" else orjson.dumps({"errors": entries})
     response = Response(body, exc.status, headers, media_type="application/json")
     if request.method == "HEAD":
         response.headers["Content-Length"] = "0"
@@ -66,4 +70,93 @@ EXCEPTION_HANDLERS = {
     OciError: handle_oci_error,
     HTTPException: handle_http_error,
     Exception: handle_unexpected,
+}
+
+
+# The management API (/api/v1) answers in the same envelope, with codes of its own where the
+# distribution spec has no word.
+
+
+class NotFound(OciError):
+    code, status, default_message = "NOT_FOUND", 404, "not found"
+
+
+class Conflict(OciError):
+    code, status, default_message = "CONFLICT", 409, "conflicts with the current state"
+
+
+class InvalidRequest(OciError):
+    code, status, default_message = "INVALID_REQUEST", 422, "invalid request"
+
+
+class BadRequest(OciError):
+    code, status, default_message = "INVALID_REQUEST", 400, "the request cannot be used"
+
+
+class UpstreamFailed(OciError):
+    code, status, default_message = "UPSTREAM_FAILED", 502, "an upstream registry failed"
+
+
+_HUB_ERRORS: dict[str, type[OciError]] = {
+    "NOT_FOUND": NotFound,
+    "CONFLICT": Conflict,
+    "UPSTREAM_FAILED": UpstreamFailed,
+}
+
+
+async def handle_validation_error(request: Request, exc: Exception) -> Response:
+    """422 INVALID_REQUEST, one entry per problem, each naming its field (`body.name`)."""
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error.get("loc", ())) or "request"
+        reason = str(error.get("msg", "invalid"))
+        problems.append(
+            InvalidRequest(f"{field}: {reason}", {"field": field, "reason": error.get("type")})
+        )
+    if not problems:
+        problems.append(InvalidRequest())
+    return error_response(request, *problems)
+
+
+async def handle_account_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AccountError)
+    if isinstance(exc, AccountNotFound):
+        return error_response(request, NotFound(str(exc)))
+    if isinstance(exc, AccountConflict):
+        return error_response(request, Conflict(str(exc)))
+    return error_response(request, InvalidRequest(str(exc)))
+
+
+async def handle_hub_error(request: Request, exc: Exception) -> Response:
+    """The hub's refusals, by kind: 400 invalid, 404, 409, 502 when upstream failed."""
+    assert isinstance(exc, HubError)
+    kind = _HUB_ERRORS.get(exc.code, BadRequest)
+    return error_response(request, kind(exc.message, exc.detail))
+
+
+async def handle_api_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(request, NotFound(f"no such path: {request.url.path}"))
+    if exc.status_code == 400:  # FastAPI could not read the body (e.g. not UTF-8)
+        detail = {"field": "body", "reason": "body_invalid"}
+        return error_response(request, InvalidRequest(f"body: {exc.detail}", detail))
+    return await handle_http_error(request, exc)
+
+
+async def answer_unexpected(request: Request, exc: Exception) -> Response:
+    """The 500 of a mounted app; the exception goes on up to the edge, which logs it once."""
+    return error_response(
+        request, OciError("internal server error; the server log has the details")
+    )
+
+
+API_EXCEPTION_HANDLERS = {
+    RequestValidationError: handle_validation_error,
+    AccountError: handle_account_error,
+    HubError: handle_hub_error,
+    OciError: handle_oci_error,
+    HTTPException: handle_api_http_error,
+    Exception: answer_unexpected,
 }

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from dockyard.auth.accounts import Accounts
 from dockyard.auth.tokens import TokenIssuer
+from dockyard.hub.service import Hub
 from dockyard.registry.service import Registry
 
 if TYPE_CHECKING:
@@ -19,3 +20,4 @@ class EdgeState:
     registry: Registry
     accounts: Accounts
     issuer: TokenIssuer
+    hub: Hub

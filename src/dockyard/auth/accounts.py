@@ -26,6 +26,14 @@ class AccountError(ValueError):
     """An account operation that cannot be done as asked (the message says why)."""
 
 
+class AccountNotFound(AccountError):
+    """The user, organization, membership or token named does not exist."""
+
+
+class AccountConflict(AccountError):
+    """The change contradicts what exists: a name taken, an organization left without owner."""
+
+
 @dataclass
 class _Cached:
     subject: Subject
@@ -60,7 +68,9 @@ class Accounts:
         _check_namespace_name(name)
         async with self.db.write() as conn:
             if await rows.namespace_by_name(conn, name) is not None:
-                raise AccountError(f"the name {name!r} is already taken by a user or organization")
+                raise AccountConflict(
+                    f"the name {name!r} is already taken by a user or organization"
+                )
             await rows.create_user(conn, name, secrets.hash_password(password), is_admin)
 
     async def set_password(self, name: str, password: str) -> None:
@@ -73,7 +83,9 @@ class Accounts:
         _check_namespace_name(name)
         async with self.db.write() as conn:
             if await rows.namespace_by_name(conn, name) is not None:
-                raise AccountError(f"the name {name!r} is already taken by a user or organization")
+                raise AccountConflict(
+                    f"the name {name!r} is already taken by a user or organization"
+                )
             user = await _user(conn, owner)
             namespace_id = await rows.create_namespace(conn, name, "org")
             await rows.set_membership(conn, namespace_id, user.id, Role.OWNER)
@@ -83,7 +95,7 @@ class Accounts:
         async with self.db.write() as conn:
             namespace = await rows.namespace_by_name(conn, org)
             if namespace is None or namespace.kind != "org":
-                raise AccountError(f"no organization named {org!r}")
+                raise AccountNotFound(f"no organization named {org!r}")
             user = await _user(conn, user_name)
             await rows.set_membership(conn, namespace.id, user.id, role)
         self._cache.clear()
@@ -97,23 +109,96 @@ class Accounts:
         expires_in: float | None = None,
     ) -> str:
         """A new personal (`user`) or organization (`org`) access token, returned once."""
-        if (user is None) == (org is None):
-            raise AccountError("a token belongs to exactly one user or one organization")
+        return (await self.issue_token(name, scope, user, org, expires_in))[1]
+
+    async def issue_token(
+        self,
+        name: str,
+        scope: Scope,
+        user: str | None = None,
+        org: str | None = None,
+        expires_in: float | None = None,
+    ) -> tuple[rows.TokenInfo, str]:
+        """A new access token of `user` or `org`: its record, and its secret (shown once)."""
         token = secrets.new_token()
         expires_at = time.time() + expires_in if expires_in else None
         async with self.db.write() as conn:
-            user_id = namespace_id = None
-            if user is not None:
-                user_id = (await _user(conn, user)).id
-            else:
-                namespace = await rows.namespace_by_name(conn, org or "")
-                if namespace is None or namespace.kind != "org":
-                    raise AccountError(f"no organization named {org!r}")
-                namespace_id = namespace.id
-            await rows.create_token(
+            user_id, namespace_id = await _token_owner(conn, user, org)
+            token_id = await rows.create_token(
                 conn, secrets.token_hash(token), name, scope, user_id, namespace_id, expires_at
             )
-        return token
+            info = await rows.token_info(conn, token_id)
+        assert info is not None
+        return info, token
+
+    async def tokens(
+        self, after: int | None, limit: int, user: str | None = None, org: str | None = None
+    ) -> list[rows.TokenInfo]:
+        """The access tokens of `user` or `org` in id order after `after` (never the secrets)."""
+        async with self.db.read() as conn:
+            user_id, namespace_id = await _token_owner(conn, user, org)
+            return await rows.tokens_after(conn, after, limit, user_id, namespace_id)
+
+    async def revoke_token(
+        self, token_id: int, user: str | None = None, org: str | None = None
+    ) -> None:
+        """Delete an access token of `user` or `org`; it stops working at once on this node."""
+        async with self.db.write() as conn:
+            user_id, namespace_id = await _token_owner(conn, user, org)
+            if not await rows.delete_token(conn, token_id, user_id, namespace_id):
+                raise AccountNotFound(f"{user or org!r} has no access token {token_id}")
+        self._cache.clear()
+
+    async def users(self, after: str | None, limit: int) -> list[rows.UserInfo]:
+        """Users in name order after `after`."""
+        async with self.db.read() as conn:
+            return await rows.users_after(conn, after, limit)
+
+    async def user(self, name: str) -> rows.UserInfo:
+        async with self.db.read() as conn:
+            found = await rows.user_info(conn, name)
+        if found is None:
+            raise AccountNotFound(f"no user named {name!r}")
+        return found
+
+    async def orgs(
+        self, after: str | None, limit: int, member: str | None = None
+    ) -> list[rows.OrgInfo]:
+        """Organizations in name order after `after`; with `member`, only those they are in."""
+        async with self.db.read() as conn:
+            member_id = None if member is None else (await _user(conn, member)).id
+            return await rows.orgs_after(conn, after, limit, member_id)
+
+    async def org(self, name: str) -> rows.OrgInfo:
+        async with self.db.read() as conn:
+            return await _org(conn, name)
+
+    async def members(self, org: str, after: str | None, limit: int) -> list[rows.MemberInfo]:
+        """An organization's members in name order after `after`."""
+        async with self.db.read() as conn:
+            return await rows.members_after(conn, (await _org(conn, org)).id, after, limit)
+
+    async def set_role(self, org: str, user_name: str, role: Role) -> None:
+        """Add a user to an organization or change their role; the last owner stays owner."""
+        async with self.db.write() as conn:
+            namespace = await _org(conn, org)
+            user = await _user(conn, user_name)
+            await self.db.lock(conn, f"org:{namespace.id}")
+            if role != Role.OWNER:
+                await _keep_an_owner(conn, namespace, user)
+            await rows.set_membership(conn, namespace.id, user.id, role)
+        self._cache.clear()
+
+    async def remove_member(self, org: str, user_name: str) -> None:
+        """Take a user out of an organization; the last owner cannot leave."""
+        async with self.db.write() as conn:
+            namespace = await _org(conn, org)
+            user = await _user(conn, user_name)
+            await self.db.lock(conn, f"org:{namespace.id}")
+            await _keep_an_owner(conn, namespace, user)
+            if not await rows.remove_membership(conn, namespace.id, user.id):
+                raise AccountNotFound(f"{user_name!r} is not a member of {org!r}")
+        self._cache.clear()
 
     async def authenticate(self, username: str, secret: str) -> Subject | None:
         """The subject for Basic credentials (a password or an access token), None if wrong."""
@@ -217,8 +302,33 @@ def _usable(token: rows.TokenRow | None) -> bool:
 async def _user(conn: AsyncConnection, name: str) -> rows.UserRow:
     user = await rows.user_by_name(conn, name)
     if user is None:
-        raise AccountError(f"no user named {name!r}")
+        raise AccountNotFound(f"no user named {name!r}")
     return user
+
+
+async def _org(conn: AsyncConnection, name: str) -> rows.OrgInfo:
+    org = await rows.org_info(conn, name)
+    if org is None:
+        raise AccountNotFound(f"no organization named {name!r}")
+    return org
+
+
+async def _token_owner(
+    conn: AsyncConnection, user: str | None, org: str | None
+) -> tuple[int | None, int | None]:
+    """(user id, organization namespace id) of a token's owner: exactly one is set."""
+    if (user is None) == (org is None):
+        raise AccountError("a token belongs to exactly one user or one organization")
+    if user is not None:
+        return (await _user(conn, user)).id, None
+    return None, (await _org(conn, org or "")).id
+
+
+async def _keep_an_owner(conn: AsyncConnection, org: rows.OrgInfo, user: rows.UserRow) -> None:
+    if await rows.owner_ids(conn, org.id) == [user.id]:
+        raise AccountConflict(
+            f"{user.name!r} is the last owner of {org.name!r}: make someone else owner first"
+        )
 
 
 async def _user_subject(

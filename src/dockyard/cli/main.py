@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from dockyard.cli import admin, artifact, image, manifest, registry, sync, tag
+from dockyard.cli import admin, artifact, catalog, image, manifest, mirror, registry, sync, tag
 from dockyard.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(help="Dockyard: a hub for hardened container images.", no_args_is_help=True)
@@ -20,6 +20,8 @@ app.add_typer(artifact.app, name="artifact")
 app.add_typer(tag.app, name="tag")
 app.add_typer(registry.app, name="registry")
 app.add_typer(sync.app, name="sync")
+app.add_typer(catalog.app, name="catalog")
+app.add_typer(mirror.app, name="mirror")
 
 
 @app.command()
@@ -57,6 +59,26 @@ def serve(
         log_enabled=True,
         backlog=2048,
     ).serve()
+
+
+@app.command()
+def worker(
+    data: Annotated[Path | None, typer.Option(help="data folder (default ./data)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML settings file")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="jobs run at once")] = None,
+) -> None:
+    """Run background jobs (mirror syncs, webhook deliveries) without serving HTTP; any
+    number of workers and servers may share one database, and never run the same job twice."""
+    import logging
+
+    settings = _settings(config, data=data, worker_concurrency=concurrency)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from dockyard import app as composition
+
+    typer.echo("Dockyard worker running; stop it with SIGTERM or Ctrl-C", err=True)
+    asyncio.run(composition.run_worker(settings))
 
 
 def _settings(config: Path | None, **flags: object) -> Settings:

@@ -10,7 +10,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.metadata.db import Database
-from dockyard.metadata.tables import repositories, tags
+from dockyard.metadata.tables import manifest_references, repositories, tags
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,3 +163,31 @@ async def tags_of_digest(conn: AsyncConnection, repository_id: int, digest: str)
         and_(tags.c.repository_id == repository_id, tags.c.digest == digest)
     )
     return list((await conn.execute(query)).scalars())
+
+
+async def names_after_in(
+    conn: AsyncConnection, namespace: str, last: str | None, limit: int
+) -> list[RepositoryRow]:
+    """As `names_after`, but only the repositories under `namespace/`."""
+    query = (
+        select(*_COLUMNS)
+        .where(repositories.c.name.startswith(f"{namespace}/", autoescape=True))
+        .order_by(repositories.c.name)
+        .limit(limit)
+    )
+    if last:
+        query = query.where(repositories.c.name > last)
+    return [_repository(row) for row in await conn.execute(query)]
+
+
+async def delete_repository(conn: AsyncConnection, repository_id: int) -> None:
+    """Delete a repository with its tags, manifests, links and upload sessions.
+
+    The other tables cascade; manifest references have no foreign key, and a later repository
+    may get the same id on SQLite, so they go explicitly. Unlinked blobs are left to the
+    garbage collector, upload data with no session to the upload janitor.
+    """
+    await conn.execute(
+        delete(manifest_references).where(manifest_references.c.repository_id == repository_id)
+    )
+    await conn.execute(delete(repositories).where(repositories.c.id == repository_id))

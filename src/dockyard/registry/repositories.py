@@ -135,3 +135,41 @@ class Repositories:
         if len(found) > limit:
             return Page(found[:limit], found[limit - 1] if limit else None)
         return Page(found, None)
+
+    async def visible(
+        self, subject: Subject, after: str | None, limit: int, namespace: str | None = None
+    ) -> tuple[list[RepositoryRow], bool]:
+        """Repositories the subject may pull, in name order after `after`, at most `limit`.
+
+        Also says whether more follow. `namespace` keeps only the repositories under it.
+        """
+        found: list[RepositoryRow] = []
+        cursor = after
+        while len(found) <= limit:
+            async with self.store.db.read() as conn:
+                if namespace is None:
+                    batch = await rows.names_after(conn, cursor, 500)
+                else:
+                    batch = await rows.names_after_in(conn, namespace, cursor, 500)
+            if not batch:
+                break
+            found.extend(r for r in batch if allows(subject, target(r.name, r), Action.PULL))
+            cursor = batch[-1].name
+        return found[:limit], len(found) > limit
+
+    async def delete(self, subject: Subject, name: str) -> None:
+        """Delete a repository and everything in it (its namespace's owners and site admins).
+
+        The caller must be allowed to delete from it and to manage its namespace; the bytes of
+        blobs nothing else links go with the next garbage collection.
+        """
+        repository = await self.require(subject, name, Action.DELETE)
+        namespace = namespace_of(name)
+        if not may_manage(subject, namespace):
+            who = f"owners of {namespace!r} and site admins" if namespace else "site admins"
+            raise Denied(f"only {who} may delete repository {name!r}")
+        async with self.store.db.write() as conn:
+            # a manifest push or link pruning in flight holds this lock; wait for it
+            await rows.lock(conn, repository.id)
+            await rows.delete_repository(conn, repository.id)
+        self._cache.forget(name)

@@ -1,0 +1,161 @@
+"""/users/{name}/tokens and /orgs/{org}/tokens: personal and organization access tokens.
+
+A token's secret is in the answer that creates it and nowhere else, ever. Only a caller signed
+in with a password creates tokens, so no token mints another that outlives or outranks it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from dockyard.api.manage.access import Edge, SignedIn, check, signed_in_with_password
+from dockyard.api.manage.pagination import Page, Paging, page_of
+from dockyard.api.manage.schema import INT32_MAX, AccountPath, Label, errors, timestamp
+from dockyard.auth.policy import Scope, Subject, may_manage
+from dockyard.metadata.accounts import TokenInfo
+
+router = APIRouter(tags=["tokens"], responses=errors(401, 422))
+
+TokenId = Annotated[int, Path(ge=1, le=INT32_MAX)]
+_MINT = "only {} signed in with a password (not with an access token) may create its tokens"
+
+
+class Token(BaseModel):
+    id: int
+    name: str
+    scope: Scope = Field(description="read: pull; write: pull and push; delete: everything")
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+
+class TokenCreated(Token):
+    secret: str = Field(description="the token itself: shown in this answer only, never again")
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Label
+    scope: Scope
+    expires_in_seconds: int | None = Field(
+        None, ge=60, le=10 * 365 * 86400, description="null: the token does not expire"
+    )
+
+
+def _token(info: TokenInfo) -> Token:
+    return Token(
+        id=info.id,
+        name=info.name,
+        scope=Scope(info.scope),
+        created_at=timestamp(info.created_at),
+        expires_at=None if info.expires_at is None else timestamp(info.expires_at),
+        last_used_at=None if info.last_used_at is None else timestamp(info.last_used_at),
+    )
+
+
+# personal access tokens ---------------------------------------------------------------------
+
+
+def _is_user(subject: Subject, name: str) -> bool:
+    return subject.user_id is not None and subject.name == name
+
+
+@router.get("/users/{name}/tokens", responses=errors(403, 404))
+async def list_user_tokens(
+    name: AccountPath,
+    request: Request,
+    response: Response,
+    subject: SignedIn,
+    edge: Edge,
+    paging: Paging,
+) -> Page[Token]:
+    """A user's personal access tokens, without their secrets (that user and site admins)."""
+    check(
+        _is_user(subject, name) or subject.is_admin,
+        f"only {name!r} and site admins may see its tokens",
+    )
+    found = await edge.accounts.tokens(paging.after_id(), paging.limit + 1, user=name)
+    return page_of(request, response, paging, [_token(t) for t in found], lambda t: t.id)
+
+
+@router.post("/users/{name}/tokens", status_code=201, responses=errors(403, 404))
+async def create_user_token(
+    name: AccountPath, body: TokenCreate, subject: SignedIn, edge: Edge
+) -> TokenCreated:
+    """Create a personal access token; the answer holds its secret, shown this once."""
+    check(_is_user(subject, name) and signed_in_with_password(subject), _MINT.format(repr(name)))
+    info, secret = await edge.accounts.issue_token(
+        body.name, body.scope, user=name, expires_in=body.expires_in_seconds
+    )
+    return TokenCreated(**_token(info).model_dump(), secret=secret)
+
+
+@router.delete(
+    "/users/{name}/tokens/{token_id}",
+    status_code=204,
+    response_class=Response,
+    responses=errors(403, 404),
+)
+async def revoke_user_token(
+    name: AccountPath, token_id: TokenId, subject: SignedIn, edge: Edge
+) -> Response:
+    """Revoke a personal access token (that user and site admins)."""
+    check(
+        may_manage(subject, name) and subject.org is None,
+        f"only {name!r} (with a password, or a token of scope delete) and site admins may "
+        "revoke its tokens",
+    )
+    await edge.accounts.revoke_token(token_id, user=name)
+    return Response(status_code=204)
+
+
+# organization access tokens -----------------------------------------------------------------
+
+
+@router.get("/orgs/{org}/tokens", responses=errors(403, 404))
+async def list_org_tokens(
+    org: AccountPath,
+    request: Request,
+    response: Response,
+    subject: SignedIn,
+    edge: Edge,
+    paging: Paging,
+) -> Page[Token]:
+    """An organization's access tokens, without their secrets (owners and site admins)."""
+    check(may_manage(subject, org), f"only owners of {org!r} and site admins may see its tokens")
+    found = await edge.accounts.tokens(paging.after_id(), paging.limit + 1, org=org)
+    return page_of(request, response, paging, [_token(t) for t in found], lambda t: t.id)
+
+
+@router.post("/orgs/{org}/tokens", status_code=201, responses=errors(403, 404))
+async def create_org_token(
+    org: AccountPath, body: TokenCreate, subject: SignedIn, edge: Edge
+) -> TokenCreated:
+    """Create an organization access token; the answer holds its secret, shown this once."""
+    check(
+        may_manage(subject, org) and signed_in_with_password(subject),
+        _MINT.format(f"owners of {org!r} and site admins"),
+    )
+    info, secret = await edge.accounts.issue_token(
+        body.name, body.scope, org=org, expires_in=body.expires_in_seconds
+    )
+    return TokenCreated(**_token(info).model_dump(), secret=secret)
+
+
+@router.delete(
+    "/orgs/{org}/tokens/{token_id}",
+    status_code=204,
+    response_class=Response,
+    responses=errors(403, 404),
+)
+async def revoke_org_token(
+    org: AccountPath, token_id: TokenId, subject: SignedIn, edge: Edge
+) -> Response:
+    """Revoke an organization access token (owners and site admins)."""
+    check(may_manage(subject, org), f"only owners of {org!r} and site admins may revoke its tokens")
+    await edge.accounts.revoke_token(token_id, org=org)
+    return Response(status_code=204)
