@@ -204,6 +204,8 @@ async def test_mirror_through_the_api_and_notify(scene: Scene) -> None:
     )
     assert status == 201, hook
     assert hook["has_secret"] is True
+    _, listed = await scene.call("GET", "/repositories/acme/dhi-python/-/webhooks", scene.owner)
+    assert [h["name"] for h in listed["items"]] == ["ci"]
     new = await publish(scene, "3.14")
     async with scene.home.client.post(
         entry["hook_url"].removeprefix("http://dockyard.test"),
@@ -248,14 +250,20 @@ async def test_mirror_through_the_api_and_notify(scene: Scene) -> None:
     )
     assert (status, answer["state"]) == (200, "success")
 
+    # a client's own push is announced the same way, naming who pushed
+    await scene.home.push_image("acme/dhi-python", "local", auth=scene.owner)
+    await until(lambda: _got(scene, 2), "the delivery of the owner's push")
+    pushed = json.loads(scene.receiver.got[1][1])
+    assert (pushed["push_data"]["tag"], pushed["push_data"]["pusher"]) == ("local", "olivia")
+
     status, jobs = await scene.call("GET", "/jobs", scene.owner)
     assert status == 403
     status, jobs = await scene.call("GET", "/jobs?state=succeeded", scene.home.admin)
     assert {j["kind"] for j in jobs["items"]} == {"mirror.sync", "webhook.deliver"}
 
 
-async def _got(scene: Scene) -> bool:
-    return bool(scene.receiver.got)
+async def _got(scene: Scene, count: int = 1) -> bool:
+    return len(scene.receiver.got) >= count
 
 
 async def test_owners_pause_stop_and_toggle_end_of_life(scene: Scene) -> None:

@@ -134,10 +134,20 @@ HOOKS = f"/repositories/{REPOSITORY}/-/webhooks"
 
 
 @router.get(HOOKS, responses=errors(400, 401, 403, 404))
-async def list_webhooks(name: RepositoryName, subject: SignedIn, edge: Edge) -> list[Webhook]:
-    """The repository's webhooks, by name."""
+async def list_webhooks(
+    name: RepositoryName,
+    request: Request,
+    response: Response,
+    subject: SignedIn,
+    edge: Edge,
+    paging: Paging,
+) -> Page[Webhook]:
+    """The repository's webhooks, oldest first."""
     repository = await _managed(edge, subject, name)
-    return [_webhook(row) for row in await edge.hub.webhooks.for_repository(repository.id)]
+    after = paging.after_id() or 0
+    rows = sorted(await edge.hub.webhooks.for_repository(repository.id), key=lambda w: w.id)
+    found = [_webhook(row) for row in rows if row.id > after][: paging.limit + 1]
+    return page_of(request, response, paging, found, lambda hook: hook.id)
 
 
 @router.post(HOOKS, status_code=201, responses=errors(400, 401, 403, 404, 409))
