@@ -112,6 +112,16 @@ class PayloadTooLarge(OciError):
     code, status, default_message = "SIZE_INVALID", 413, "payload too large"
 
 
+class PaginationNumberInvalid(OciError):
+    """An `n` that is not a count (distribution's own code; not in the OCI spec)."""
+
+    code, status, default_message = (
+        "PAGINATION_NUMBER_INVALID",
+        400,
+        "invalid number of results requested",
+    )
+
+
 class UpstreamUnavailable(OciError):
     """A pull-through cache could not reach its upstream and has nothing cached to serve.
 

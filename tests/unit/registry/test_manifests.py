@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from support.inprocess import InProcess
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -105,6 +107,27 @@ async def test_tags_paginate_with_link_header(registry_app: InProcess) -> None:
     assert seen == ["t0", "t1", "t2", "t3", "t4"]
     async with app.client.get("/v2/admin/tags/tags/list?n=0", headers=app.admin) as resp:
         assert (await resp.json())["tags"] == []
+
+
+@pytest.mark.parametrize("path", ["/v2/admin/tags/tags/list", "/v2/_catalog"])
+async def test_a_page_size_that_is_no_count_is_refused_and_a_huge_one_capped(
+    sqlite_app: InProcess, path: str
+) -> None:
+    app = sqlite_app
+    await app.push_image("admin/tags", "t0")
+    for bad in ("abc", "-1", "1.5", "٣"):  # the last is an Arabic-Indic digit three
+        async with app.client.get(path, params={"n": bad}, headers=app.admin) as resp:
+            assert resp.status == 400
+            (error,) = (await resp.json())["errors"]
+            assert error["code"] == "PAGINATION_NUMBER_INVALID"
+            assert "non-negative integer" in error["message"]
+    for huge in ("9" * 30, "1" * 5000, "0" * 40 + "1"):
+        async with app.client.get(path, params={"n": huge}, headers=app.admin) as resp:
+            assert resp.status == 200, huge
+            body = await resp.json()
+            assert body.get("tags", body.get("repositories")) == (
+                ["t0"] if "tags" in path else ["admin/tags"]
+            )
 
 
 async def test_catalog_paginates(registry_app: InProcess) -> None:

@@ -13,6 +13,7 @@ from dockyard.oci.errors import (
     BlobUploadInvalid,
     Denied,
     NameInvalid,
+    PaginationNumberInvalid,
     PayloadTooLarge,
     SizeInvalid,
     Unauthorized,
@@ -88,10 +89,15 @@ async def small_body(request: Request, limit: int) -> bytes:
     return bytes(data)
 
 
+MAX_PAGE = 10_000  # a larger `n` gets this many and a Link to the rest, as the spec allows
+
+
 def page_size(request: Request) -> int | None:
+    """The `n` of a listing: a non-negative count, capped at `MAX_PAGE`; None when absent."""
     value = request.query_params.get("n")
     if value is None or value == "":
         return None
-    if not value.isdigit():
-        raise BlobUploadInvalid(f"n={value!r} must be a non-negative integer")
-    return int(value)
+    if not (value.isascii() and value.isdigit()):
+        raise PaginationNumberInvalid(f"n={value!r} must be a non-negative integer", {"n": value})
+    digits = value.lstrip("0") or "0"  # no int() of a 5,000-digit string
+    return MAX_PAGE if len(digits) > len(str(MAX_PAGE)) else min(int(digits), MAX_PAGE)
