@@ -399,6 +399,12 @@ async def test_offline_access_gives_a_refresh_token_that_refreshes(app: InProces
     assert status == 401
     assert body["errors"][0]["code"] == "UNAUTHORIZED"
 
+    # a new password ends every refresh token earned with the old one
+    await app.state.accounts.set_password(MEMBER, "a-brand-new-password")
+    status, body = await post_token(app, {"grant_type": "refresh_token", "refresh_token": refresh})
+    assert status == 401
+    assert "changed after this refresh token was issued" in body["errors"][0]["message"]
+
 
 async def test_get_with_offline_token_gives_a_refresh_token(app: InProcess) -> None:
     status, body = await get_token(

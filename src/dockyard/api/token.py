@@ -27,7 +27,7 @@ async def get_token(request: Request) -> Response:
     scopes = request.query_params.getlist("scope")
     body = await _issue(request, subject, scopes)
     if request.query_params.get("offline_token") == "true" and not subject.is_anonymous:
-        body["refresh_token"] = _refresh_token(request, subject)
+        body["refresh_token"] = await _refresh_token(request, subject)
     return JSONResponse(body)
 
 
@@ -48,6 +48,13 @@ async def post_token(request: Request) -> Response:
         claims = state.issuer.verify(str(form.get("refresh_token", "")), kind="refresh")
         if claims.subject is None:
             raise Unauthorized("refresh token names no account")
+        if claims.password_stamp is not None and claims.password_stamp != (
+            await state.accounts.password_stamp(claims.subject)
+        ):
+            raise Unauthorized(
+                f"the password of {claims.subject!r} changed after this refresh token was "
+                "issued: sign in again"
+            )
         subject = await state.accounts.subject(
             claims.subject, claims.scope, claims.org, claims.token_id
         )
@@ -60,7 +67,7 @@ async def post_token(request: Request) -> Response:
         body["refresh_token"] = (
             str(form.get("refresh_token"))
             if grant_type == "refresh_token"
-            else _refresh_token(request, subject)
+            else await _refresh_token(request, subject)
         )
     return JSONResponse(body)
 
@@ -105,8 +112,14 @@ async def _grant(request: Request, subject: Subject, asked: Grant) -> Grant | No
     return Grant("repository", asked.name, frozenset(a.value for a in allowed))
 
 
-def _refresh_token(request: Request, subject: Subject) -> str:
-    token, _, _ = request.app.state.dockyard.issuer.issue(
-        subject, [], ttl=REFRESH_TTL, kind="refresh"
+async def _refresh_token(request: Request, subject: Subject) -> str:
+    """A refresh token; one earned with a password stops working when the password changes
+    (one earned with an access token already dies with that token)."""
+    state = request.app.state.dockyard
+    stamp = None
+    if subject.token_id is None and subject.org is None and subject.name is not None:
+        stamp = await state.accounts.password_stamp(subject.name)
+    token, _, _ = state.issuer.issue(
+        subject, [], ttl=REFRESH_TTL, kind="refresh", password_stamp=stamp
     )
     return str(token)

@@ -73,6 +73,15 @@ class Accounts:
                 )
             await rows.create_user(conn, name, secrets.hash_password(password), is_admin)
 
+    async def password_stamp(self, name: str) -> str | None:
+        """A short digest of `name`'s password hash: it changes whenever the password does, so
+        a refresh token carrying it dies with the password. None when there is no such user."""
+        async with self.db.read() as conn:
+            user = await rows.user_by_name(conn, name)
+        if user is None:
+            return None
+        return hashlib.sha256(user.password_hash.encode()).hexdigest()[:24]
+
     async def set_password(self, name: str, password: str) -> None:
         async with self.db.write() as conn:
             user = await _user(conn, name)

@@ -40,6 +40,8 @@ class Claims:
     org: str | None
     access: tuple[Grant, ...]
     token_id: int | None = None
+    # a refresh token of a password sign-in: a digest of the password hash it was issued under
+    password_stamp: str | None = None
 
     def grants(self, type_: str, name: str, action: str) -> bool:
         return any(
@@ -79,9 +81,15 @@ class TokenIssuer:
         self.service = service
 
     def issue(
-        self, subject: Subject, access: list[Grant], ttl: int = ACCESS_TTL, kind: str = "access"
+        self,
+        subject: Subject,
+        access: list[Grant],
+        ttl: int = ACCESS_TTL,
+        kind: str = "access",
+        password_stamp: str | None = None,
     ) -> tuple[str, int, float]:
-        """A signed token; returns (token, expires_in, issued_at)."""
+        """A signed token; returns (token, expires_in, issued_at). `password_stamp` ties a
+        refresh token to the password it was earned with (see `Accounts.password_stamp`)."""
         now = time.time()
         if subject.token_expires_at is not None:
             ttl = max(0, min(ttl, int(subject.token_expires_at - now)))
@@ -102,6 +110,8 @@ class TokenIssuer:
             claims["org"] = subject.org
         if subject.token_id is not None:
             claims["tid"] = subject.token_id
+        if password_stamp is not None:
+            claims["pwd"] = password_stamp
         return jwt.encode(claims, self._key, algorithm="ES256"), ttl, now  # type: ignore[arg-type]
 
     def verify(self, token: str, kind: str = "access") -> Claims:
@@ -125,12 +135,14 @@ class TokenIssuer:
         )
         cap = data.get("scope_cap")
         tid = data.get("tid")
+        stamp = data.get("pwd")
         return Claims(
             data.get("sub") or None,
             Scope(cap) if cap else None,
             data.get("org"),
             grants,
             tid if isinstance(tid, int) else None,
+            stamp if isinstance(stamp, str) else None,
         )
 
 
