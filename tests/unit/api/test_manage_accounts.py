@@ -3,16 +3,14 @@ and how a refusal reads (in process, on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from argon2 import PasswordHasher
 
 from dockyard.auth import secrets
 from dockyard.auth.policy import Role, Scope
-from support.inprocess import Auth, InProcess, basic
+from support.inprocess import InProcess, basic
+from support.manageapi import call, login, refusal
 
-API = "/api/v1"
 ORG = "acme"
 OWNER, MEMBER, OUTSIDER = "olivia", "mona", "otto"
 
@@ -27,26 +25,6 @@ async def app(monkeypatch: pytest.MonkeyPatch, registry_app: InProcess) -> InPro
         await registry_app.user(user)
     await registry_app.org(ORG, OWNER, {MEMBER: Role.MEMBER})
     return registry_app
-
-
-def login(user: str) -> Auth:
-    return basic(user, f"{user}-password")  # the password InProcess.user gives
-
-
-async def call(
-    app: InProcess, method: str, path: str, auth: Auth | None = None, **kwargs: Any
-) -> tuple[int, Any]:
-    """(status, JSON body or None) of one request to the management API."""
-    async with app.client.request(method, f"{API}{path}", headers=auth or {}, **kwargs) as resp:
-        body = await resp.json() if resp.content_type == "application/json" else None
-        return resp.status, body
-
-
-def refusal(body: Any) -> tuple[str, str]:
-    """(code, message) of a one-error envelope."""
-    assert set(body) == {"errors"}
-    [entry] = body["errors"]
-    return entry["code"], entry["message"]
 
 
 # --- organizations -----------------------------------------------------------------------------

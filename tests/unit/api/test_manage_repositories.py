@@ -10,9 +10,9 @@ from argon2 import PasswordHasher
 
 from dockyard.auth import secrets
 from dockyard.auth.policy import Role, Scope, Subject
-from support.inprocess import Auth, InProcess, basic
+from support.inprocess import InProcess
+from support.manageapi import call, login, refusal
 
-API = "/api/v1"
 ORG = "acme"
 OWNER, MEMBER, OUTSIDER = "olivia", "mona", "otto"
 PUBLIC, PRIVATE, OTHER = "acme/public", "acme/team/private", "otto/app"
@@ -35,25 +35,6 @@ async def app(monkeypatch: pytest.MonkeyPatch, registry_app: InProcess) -> InPro
         SITE_ADMIN, PUBLIC, visibility="public"
     )
     return registry_app
-
-
-def login(user: str) -> Auth:
-    return basic(user, f"{user}-password")
-
-
-async def call(
-    app: InProcess, method: str, path: str, auth: Auth | None = None, **kwargs: Any
-) -> tuple[int, Any]:
-    """(status, JSON body or None) of one request to the management API."""
-    async with app.client.request(method, f"{API}{path}", headers=auth or {}, **kwargs) as resp:
-        body = await resp.json() if resp.content_type == "application/json" else None
-        return resp.status, body
-
-
-def refusal(body: Any) -> tuple[str, str]:
-    assert set(body) == {"errors"}
-    [entry] = body["errors"]
-    return entry["code"], entry["message"]
 
 
 def names(body: Any) -> list[str]:
