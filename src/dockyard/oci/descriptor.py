@@ -8,6 +8,8 @@ from typing import Any
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import DigestInvalid, ManifestInvalid
 
+MAX_SIZE = 2**63 - 1  # descriptor sizes are int64 in the image spec
+
 
 @dataclass(frozen=True, slots=True)
 class Platform:
@@ -70,6 +72,11 @@ class Descriptor:
         size = data.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ManifestInvalid(f"{where}.size must be a non-negative integer")
+        if size > MAX_SIZE:
+            raise ManifestInvalid(
+                f"{where}.size is larger than {MAX_SIZE}, the largest size (int64) the image "
+                "spec allows"
+            )
         raw_digest = data.get("digest")
         if not isinstance(raw_digest, str):
             raise ManifestInvalid(f"{where}.digest must be a string")

@@ -68,8 +68,10 @@ def parse_manifest(
     if not isinstance(body, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     media_type = _media_type(body, _base_type(content_type))
-    if body.get("schemaVersion") != 2:
-        raise ManifestInvalid("manifest schemaVersion must be 2")
+    version = body.get("schemaVersion")
+    if not isinstance(version, int) or isinstance(version, bool) or version != 2:
+        # an integer: 2.0 equals 2 in Python but is not what the spec allows
+        raise ManifestInvalid('manifest schemaVersion must be 2 (the integer, not 2.0 or "2")')
     annotations = _annotations(body)
     subject = (
         Descriptor.from_json(body["subject"], "subject")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from dockyard.api.distribution.common import authorize, registry
+from dockyard.api.distribution.common import authorize, natural, registry, shown
 from dockyard.api.errors import API_VERSION_HEADER
 from dockyard.auth.policy import Action
 from dockyard.oci.digest import Digest
@@ -32,8 +32,10 @@ async def get_blob(request: Request, name: str, digest_text: str) -> Response:
         headers["Content-Length"] = str(info.size)
         return Response(b"", 200, headers, media_type="application/octet-stream")
     start, end = _range(request.headers.get("range"), info.size)  # refuses bad ranges
-    if info.path is not None:
-        # sent by the server from the file (ASGI pathsend), never through Python
+    if info.path is not None and not request.headers.get("range"):
+        # sent by the server from the file (ASGI pathsend), never through Python; not for a
+        # Range, which FileResponse would parse again by its own rules (a 5,000-digit number
+        # there is a plain-text 400, not the spec's 416)
         return FileResponse(info.path, headers=headers, media_type="application/octet-stream")
     stream = registry(request).store.blobs.read(digest, start, end - start + 1)
     status = 200
@@ -45,25 +47,34 @@ async def get_blob(request: Request, name: str, digest_text: str) -> Response:
 
 
 def _range(header: str | None, size: int) -> tuple[int, int]:
-    """One `bytes=a-b` range (inclusive) within `size`; the whole blob without a header."""
+    """One `bytes=a-b` range (inclusive) within `size`; the whole blob without a header.
+
+    The numbers must be plain ASCII digits (no sign, no `_`); ones past 2**63 are simply
+    beyond the blob, never a failed `int()` or an overflow.
+    """
     if not header:
         return 0, size - 1
     unit, _, spec = header.partition("=")
-    first, sep, last = spec.strip().partition("-")
-    try:
-        if unit.strip() != "bytes" or not sep or "," in spec:
-            raise ValueError
-        if first == "":
-            start, end = max(size - int(last), 0), size - 1
-        else:
-            start, end = int(first), min(int(last), size - 1) if last else size - 1
-    except ValueError:
-        raise RangeInvalid(
-            f"unsupported Range {header!r}: send one bytes=start-end range"
-        ) from None
+    first_text, sep, last_text = spec.partition("-")
+    first, last = first_text.strip(), last_text.strip()
+    start_at, end_at = natural(first), natural(last)
+    if (
+        unit.strip() != "bytes"
+        or not sep
+        or "," in spec
+        or (first and start_at is None)
+        or (last and end_at is None)
+        or (start_at is None and end_at is None)
+    ):
+        raise RangeInvalid(f"unsupported Range {shown(header)}: send one bytes=start-end range")
+    if start_at is None:
+        assert end_at is not None
+        start, end = max(size - end_at, 0), size - 1  # the last `end_at` bytes
+    else:
+        start, end = start_at, size - 1 if end_at is None else min(end_at, size - 1)
     if start > end or start >= size:
         raise RangeInvalid(
-            f"Range {header!r} is outside the blob's {size} bytes",
+            f"Range {shown(header)} is outside the blob's {size} bytes",
             headers={"Content-Range": f"bytes */{size}"},
         )
     return start, end

@@ -55,13 +55,37 @@ async def may(request: Request, subject: Subject, name: str, action: Action) -> 
     return True
 
 
+INT64_MAX = 2**63 - 1  # the largest size the specs (and the database) can hold
+
+
+def shown(value: str, limit: int = 80) -> str:
+    """`value` quoted for an error message, cut short when a client sent something huge."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} chars)"
+
+
+def natural(text: str) -> int | None:
+    """A non-negative count written in ASCII digits, None if `text` is not one.
+
+    Anything past `INT64_MAX` is returned as `INT64_MAX + 1`, so that neither `int()` of a
+    5,000-digit string (a ValueError) nor a value the database cannot store gets further.
+    """
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    digits = text.lstrip("0") or "0"
+    return INT64_MAX + 1 if len(digits) > len(str(INT64_MAX)) else min(int(digits), INT64_MAX + 1)
+
+
 def content_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
         return None
-    if not value.isdigit():
-        raise SizeInvalid(f"Content-Length {value!r} is not a non-negative integer")
-    return int(value)
+    length = natural(value)
+    if length is None:
+        raise SizeInvalid(f"Content-Length {shown(value)} is not a non-negative integer")
+    if length > INT64_MAX:
+        raise SizeInvalid(f"Content-Length {shown(value)} is larger than {INT64_MAX} bytes")
+    return length
 
 
 async def body_stream(request: Request) -> AsyncIterator[bytes]:
@@ -98,6 +122,19 @@ def page_size(request: Request) -> int | None:
     if value is None or value == "":
         return None
     if not (value.isascii() and value.isdigit()):
-        raise PaginationNumberInvalid(f"n={value!r} must be a non-negative integer", {"n": value})
+        raise PaginationNumberInvalid(
+            f"n={shown(value)} must be a non-negative integer", {"n": value}
+        )
     digits = value.lstrip("0") or "0"  # no int() of a 5,000-digit string
     return MAX_PAGE if len(digits) > len(str(MAX_PAGE)) else min(int(digits), MAX_PAGE)
+
+
+def cursor(request: Request) -> str | None:
+    """The `last` of a listing, the name that the page starts after.
+
+    No tag or repository name holds a NUL (and PostgreSQL refuses one in text), so the part
+    before the first NUL gives exactly the same page: every name that sorts after `a` also sorts
+    after `a<NUL>...`, and no other name does.
+    """
+    last = request.query_params.get("last")
+    return None if last is None else last.split("\x00", 1)[0]

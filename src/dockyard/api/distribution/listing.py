@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from dockyard.api.authn import caller
-from dockyard.api.distribution.common import authorize, page_size, registry
+from dockyard.api.distribution.common import authorize, cursor, page_size, registry
 from dockyard.api.errors import API_VERSION_HEADER
 from dockyard.auth.policy import Action
 from dockyard.oci import mediatypes as mt
@@ -35,9 +35,7 @@ async def list_tags(request: Request, name: str) -> Response:
     if repository is None:
         raise NameUnknown(f"repository {name!r} is not known to this registry", {"name": name})
     n = page_size(request)
-    names, more = await registry(request).manifests.tags(
-        repository, n, request.query_params.get("last")
-    )
+    names, more = await registry(request).manifests.tags(repository, n, cursor(request))
     headers = _next_link(request.url.path, n, names[-1]) if more and n and names else {}
     return _json({"name": name, "tags": names}, headers)
 
@@ -48,9 +46,7 @@ async def catalog(request: Request) -> Response:
     if claims is not None and not claims.grants("registry", "catalog", "*"):
         raise Unauthorized("the bearer token does not grant registry:catalog:*")
     n = page_size(request)
-    page = await registry(request).repositories.catalog(
-        subject, n, request.query_params.get("last")
-    )
+    page = await registry(request).repositories.catalog(subject, n, cursor(request))
     headers = (
         _next_link(request.url.path, len(page.items), page.next_last) if page.next_last else {}
     )

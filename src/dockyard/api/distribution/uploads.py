@@ -6,7 +6,16 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.api.distribution.common import authorize, body_stream, content_length, may, registry
+from dockyard.api.distribution.common import (
+    INT64_MAX,
+    authorize,
+    body_stream,
+    content_length,
+    may,
+    natural,
+    registry,
+    shown,
+)
 from dockyard.api.errors import API_VERSION_HEADER
 from dockyard.auth.policy import Action
 from dockyard.metadata.repositories import RepositoryRow
@@ -131,12 +140,19 @@ def _content_range(header: str | None, length: int | None) -> int | None:
         return None
     text = header.strip().removeprefix("bytes ").removeprefix("bytes=")
     first, sep, last = text.partition("-")
-    if not sep or not first.isdigit() or not last.isdigit() or int(last) < int(first):
-        raise RangeInvalid(f"invalid Content-Range {header!r}: expected <start>-<end>")
-    start, end = int(first), int(last)
+    start, end = natural(first), natural(last)
+    if not sep or start is None or end is None or end < start:
+        raise RangeInvalid(
+            f"invalid Content-Range {shown(header)}: expected <start>-<end>, "
+            "two non-negative integers with start <= end"
+        )
+    if end > INT64_MAX:
+        raise RangeInvalid(
+            f"Content-Range {shown(header)} ends past byte {INT64_MAX}, the largest blob size"
+        )
     if length is not None and length != end - start + 1:
         raise BlobUploadInvalid(
-            f"Content-Range {header!r} covers {end - start + 1} bytes "
+            f"Content-Range {shown(header)} covers {end - start + 1} bytes "
             f"but Content-Length is {length}"
         )
     return start
