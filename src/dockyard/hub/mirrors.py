@@ -139,7 +139,10 @@ class Mirrors:
         async with self.db.write() as conn:
             await _require_owner(conn, subject, _org_of(mirror.repository), "stop mirroring")
             await rows.update_mirror(
-                conn, mirror.id, status="stopped", status_reason="stopped by " + str(subject.name)
+                conn,
+                mirror.id,
+                status="stopped",
+                status_reason=f"stopped by {subject.name or subject.org}",
             )
             stopped = await rows.by_id(conn, mirror.id)
         assert stopped is not None

@@ -252,7 +252,7 @@ async def test_stopped_mirrors_keep_their_images_and_get_nothing_more(scene: Sce
     with pytest.raises(Denied, match="only owners"):
         await scene.hub.mirrors.stop(scene.member, mirror.id)
     stopped = await scene.hub.mirrors.stop(scene.owner, mirror.id)
-    assert stopped.status == "stopped"
+    assert (stopped.status, stopped.status_reason) == ("stopped", "stopped by olivia")
     await publish(scene, "3.14")
     await scene.sync(mirror)
     assert await scene.digest(mirror.repository, "3.13") is not None
