@@ -25,7 +25,7 @@ from dockyard.oci.reference import Reference
 from support.cli import Cli
 from support.inprocess import basic
 from support.ocilayout import build_artifact, build_image
-from support.peers import DockerRegistry, DockerRegistryFactory, DockyardServer
+from support.peers import DockerRegistry, DockerRegistryFactory, DockyardServer, wait_until
 from support.remote import Peer, push, remote
 
 pytestmark = pytest.mark.peers
@@ -102,13 +102,6 @@ def mirrored(server: DockyardServer, tag: str) -> tuple[str | None, int]:
     return asyncio.run(main())
 
 
-def wait_until(check: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
 def test_mirror_sync_notify_webhook_pause_and_stop(
     docker_registry_factory: DockerRegistryFactory,
     dockyard_server_factory: Callable[..., DockyardServer],
@@ -173,8 +166,8 @@ def test_mirror_sync_notify_webhook_pause_and_stop(
         timeout=10,
     )  # fmt: skip
     assert (notified.status_code, notified.json()) == (202, {"queued": 1})
-    wait_until(lambda: mirrored(server, "3.14") == (second, 1), "3.14 and its attestation")
-    wait_until(lambda: bool(receiver.got), "the webhook delivery")
+    wait_until(lambda: mirrored(server, "3.14") == (second, 1), timeout=60, what="3.14")
+    wait_until(lambda: bool(receiver.got), timeout=60, what="the webhook delivery")
     payload = receiver.got[0]
     assert payload["push_data"]["tag"] == "3.14"
     assert payload["push_data"]["digest"] == second
@@ -198,14 +191,14 @@ def test_mirror_sync_notify_webhook_pause_and_stop(
         )
         return found
 
-    wait_until(lambda: status()["status"] == "paused", "the mirror to pause")
+    wait_until(lambda: status()["status"] == "paused", timeout=60, what="the pause")
     assert "must stay private" in status()["status_reason"]
     assert mirrored(server, "3.15") == (None, 0)
     requests.patch(
         f"{api}/repositories/acme/dhi-python", json={"visibility": "private"}, headers=owner,
         timeout=10,
     ).raise_for_status()  # fmt: skip
-    wait_until(lambda: mirrored(server, "3.15") == (third, 1), "the mirror to resume")
+    wait_until(lambda: mirrored(server, "3.15") == (third, 1), timeout=60, what="resuming")
 
     # stopped: the repository and its images stay, nothing more arrives
     assert "stopped mirroring into acme/dhi-python" in owner_cli("mirror", "stop", str(mirror_id))

@@ -153,6 +153,11 @@ class CopyPlan:
         return "unchanged" if self.previous == self.digest else "update"
 
     @property
+    def has_work(self) -> bool:
+        """Whether the target lacks any manifest or blob of the plan."""
+        return any(not n.present for n in self.nodes) or any(not b.present for b in self.blobs)
+
+    @property
     def bytes_to_transfer(self) -> int:
         """Bytes of the blobs the target lacks (some may be mounted instead)."""
         return sum(b.descriptor.size for b in self.blobs if not b.present)

@@ -30,7 +30,6 @@ from dockyard.client.registry import MANIFEST_ACCEPT, RegistryClient
 from dockyard.client.target import Target
 from dockyard.copy.events import BlobDone, Event, ManifestDone, ProgressSink
 from dockyard.copy.execute import execute
-from dockyard.copy.graph import CopyPlan
 from dockyard.copy.limits import Limits
 from dockyard.copy.options import DEFAULT_CONCURRENCY
 from dockyard.copy.plan import plan_copy
@@ -231,7 +230,7 @@ class Syncer:
                 reason=f"media type {root.descriptor.media_type} is not in mediaTypes",
                 seconds=time.monotonic() - started,
             )
-        if ctx.dry_run or not _has_work(plan):
+        if ctx.dry_run or not plan.has_work:
             return replace(planned, seconds=time.monotonic() - started)
         try:
             await self._wait_for_rate_limit(entry, src)
@@ -301,10 +300,6 @@ class Syncer:
 
 def _side(place: Target, ref: Reference | None) -> tuple[Target, Reference] | None:
     return (place, ref) if ref is not None else None
-
-
-def _has_work(plan: CopyPlan) -> bool:
-    return any(not n.present for n in plan.nodes) or any(not b.present for b in plan.blobs)
 
 
 async def rate_limit_remaining(client: RegistryClient, ref: Reference) -> int | None:

@@ -17,11 +17,10 @@ from dockyard.client.target import Target
 from dockyard.copy.sync_model import SyncEntry, select_tags
 from dockyard.oci.errors import ManifestInvalid, OciError
 from dockyard.oci.reference import Reference
+from dockyard.oci.referrers import is_digest_tag, is_fallback_tag
 
 MAX_CATALOG_PAGE = 16 * 1024 * 1024
 MAX_CATALOG_PAGES = 10_000
-FALLBACK_TAG = re.compile(r"(sha256-[0-9a-f]{64}|sha512-[0-9a-f]{64})")
-_DIGEST_TAG = re.compile(r"(sha256|sha512)-[0-9a-f]{64}\..+")
 
 
 @runtime_checkable
@@ -36,9 +35,9 @@ def tags_to_sync(entry: SyncEntry, tags: Sequence[str]) -> list[str]:
     select, less the fallback referrer tags (with `referrers`) and digest tags (with
     `digestTags`), which the copies of their subjects bring along."""
     if entry.referrers:
-        tags = [t for t in tags if not FALLBACK_TAG.fullmatch(t)]
+        tags = [t for t in tags if not is_fallback_tag(t)]
     if entry.digest_tags:
-        tags = [t for t in tags if not _DIGEST_TAG.fullmatch(t)]
+        tags = [t for t in tags if not is_digest_tag(t)]
     return select_tags(entry.tags, tags)
 
 

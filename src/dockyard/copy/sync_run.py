@@ -14,13 +14,12 @@ from dockyard.client.registry import RegistryClient
 from dockyard.client.target import BlobBody, Target
 from dockyard.copy.graph import CopyPlan, Role
 from dockyard.copy.limits import Limits
-from dockyard.copy.sync_expand import FALLBACK_TAG
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import NameUnknown, OciError
 from dockyard.oci.manifest import Manifest
 from dockyard.oci.reference import Reference
-from dockyard.oci.referrers import fallback_tag
+from dockyard.oci.referrers import fallback_tag, is_fallback_tag
 
 
 @dataclass
@@ -127,7 +126,7 @@ class RunPlace:
             return None
         except (aiohttp.ClientError, ConnectionError, TimeoutError):
             return None  # each lookup asks for its fallback tag instead
-        return frozenset(t for t in tags if FALLBACK_TAG.fullmatch(t))
+        return frozenset(t for t in tags if is_fallback_tag(t))
 
     async def close(self) -> None:
         await self.place.close()

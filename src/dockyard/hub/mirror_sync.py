@@ -148,7 +148,7 @@ class MirrorSync:
             limits=limits,
         )
         status = plan.status
-        if plan.manifests_to_write or any(not b.present for b in plan.blobs):
+        if plan.has_work:
 
             def count(event: Event) -> None:
                 if isinstance(event, BlobDone) and event.how == "copied":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from dockyard.client.hosts import Client, SessionFactory
@@ -10,10 +9,7 @@ from dockyard.client.registry import RegistryClient
 from dockyard.client.settings import ClientConfig, Credential, RegistrySettings, TLSMode
 from dockyard.metadata.catalog import EntryRow
 from dockyard.oci.reference import Reference
-
-# tags that stand for something else than an image of the entry: referrer fallback tags and
-# cosign-style digest tags (`sha256-<hex>` and `sha256-<hex>.sig`), copied with their subject
-DIGEST_TAG = re.compile(r"^(sha256|sha512)-[0-9a-f]{64,128}(\..+)?$")
+from dockyard.oci.referrers import is_digest_tag, is_fallback_tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,4 +61,4 @@ def upstream_client(
 
 def is_image_tag(tag: str) -> bool:
     """Whether `tag` names an image of the entry (not a digest or fallback referrers tag)."""
-    return DIGEST_TAG.fullmatch(tag) is None
+    return not (is_fallback_tag(tag) or is_digest_tag(tag))  # copied with their subject

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 
 from dockyard.oci import mediatypes as mt
@@ -16,6 +17,22 @@ def fallback_tag(subject: Digest) -> str:
     The spec limits `<ref>` to 64 characters, so a sha512 subject's tag holds half its digest.
     """
     return f"{subject.algorithm}-{subject.encoded[:64]}"
+
+
+# `<alg>-<ref>`, as `fallback_tag` makes it; with a suffix (`.sig`, `.att`, `.sbom`), a cosign
+# digest tag of the same subject
+_FALLBACK_TAG = re.compile(r"(sha256|sha512)-[0-9a-f]{64}")
+_DIGEST_TAG = re.compile(r"(sha256|sha512)-[0-9a-f]{64}\..+")
+
+
+def is_fallback_tag(tag: str) -> bool:
+    """Whether `tag` is a fallback referrers tag (`sha256-<hex>`), not an image's tag."""
+    return _FALLBACK_TAG.fullmatch(tag) is not None
+
+
+def is_digest_tag(tag: str) -> bool:
+    """Whether `tag` is a cosign-style digest tag (`sha256-<hex>.sig`, `.att`, `.sbom`)."""
+    return _DIGEST_TAG.fullmatch(tag) is not None
 
 
 def referrers_index(descriptors: Iterable[Descriptor]) -> bytes:

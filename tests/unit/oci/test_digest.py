@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from dockyard.oci.digest import Digest, is_digest
 from dockyard.oci.errors import DigestInvalid, OciError
+from dockyard.oci.referrers import is_digest_tag, is_fallback_tag
 
 SHA256_EMPTY = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 SHA512_EMPTY = (
@@ -135,3 +136,15 @@ def test_parse_raises_only_digest_invalid(text: str) -> None:
     except OciError as exc:  # pragma: no cover - a failure report, not a path
         pytest.fail(f"Digest.parse({text!r}) raised {type(exc).__name__}, not DigestInvalid")
     assert str(digest) == text
+
+
+def test_fallback_and_digest_tags_are_told_from_image_tags() -> None:
+    hexes = "a" * 64
+    assert is_fallback_tag(f"sha256-{hexes}")
+    assert is_fallback_tag(f"sha512-{hexes}")  # the spec cuts a sha512 subject to 64
+    assert not is_fallback_tag(f"sha256-{hexes}.sig")
+    assert not is_fallback_tag("3.13")
+    assert is_digest_tag(f"sha256-{hexes}.sig")
+    assert is_digest_tag(f"sha256-{hexes}.att")
+    assert not is_digest_tag(f"sha256-{hexes}")
+    assert not is_digest_tag("sha256-abc.sig")
