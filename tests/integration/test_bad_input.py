@@ -42,7 +42,7 @@ from support.ocilayout import (
     manifest_bytes,
     random_bytes,
 )
-from support.peers import DockyardServer, launch_dockyard
+from support.peers import DockyardServer, launch_dockyard, upload_data
 from support.peers import _attach_log as attach_log
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -1327,7 +1327,7 @@ async def test_truncated_chunk_resumes_from_the_reported_offset(
             Content_Length=len(data),
             Content_Range=f"0-{len(data) - 1}",
         )
-        upload_file = server.data / "storage" / "uploads" / location.rsplit("/", 1)[1] / "data"
+        upload_file = upload_data(server.data, location.rsplit("/", 1)[1])
         await send_until_stored(server, head, data[:sent], upload_file, 4 * 1024 * 1024)
 
         # resume the way a client does: ask for the offset, send from there, and on 416 take the

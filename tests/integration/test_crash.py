@@ -38,7 +38,7 @@ from support.ocilayout import (
     random_bytes,
     random_layer,
 )
-from support.peers import DockyardServer
+from support.peers import DockyardServer, upload_data
 
 OCTET = {"Content-Type": "application/octet-stream"}
 MiB = 1024 * 1024
@@ -132,7 +132,7 @@ def file_size(path: Path) -> int:
 
 
 def upload_data_files(data: Path) -> list[Path]:
-    return sorted((data / "storage" / "uploads").glob("*/data"))
+    return sorted((data / "storage" / "uploads").glob("*/*/data"))
 
 
 def blob_file(data: Path, digest: str) -> Path:
@@ -211,7 +211,7 @@ async def test_kill_during_a_large_upload(dockyard_server: DockyardServer, mode:
                 location = resp.headers["Location"]
 
     if location is not None:
-        upload = server.data / "storage" / "uploads" / location.rsplit("/", 1)[1] / "data"
+        upload = upload_data(server.data, location.rsplit("/", 1)[1])
         sent = await stream_then_crash(
             server,
             "PATCH",
@@ -635,9 +635,9 @@ async def test_gc_racing_an_upload_on_postgres(tmp_path: Path, postgres_database
                 await resp.read()
                 return resp.status
 
-        # the upload links the blob again, then waits to delete its session row; collection
-        # starts after that and waits on the blob's row
-        async with pg_table_lock(postgres_database_url, "uploads") as lock:
+        # the upload takes the blob's lock and records it again, then waits to link it;
+        # collection starts after that and waits on the blob
+        async with pg_table_lock(postgres_database_url, "repository_blobs") as lock:
             completing = asyncio.create_task(complete())
             await lock.waiting(1)
             collecting = asyncio.create_task(collect(store, 0.0))
@@ -675,9 +675,9 @@ async def test_gc_orphan_sweep_racing_an_upload_on_postgres(
                 return resp.status
 
         path = blob_file(app.settings.data, digest)
-        # the upload places the bytes and records the blob, then waits to delete its session
-        # row; collection sweeps orphan files meanwhile
-        async with pg_table_lock(postgres_database_url, "uploads") as lock:
+        # the upload places the bytes and records the blob, then waits to link it; collection
+        # sweeps orphan files meanwhile
+        async with pg_table_lock(postgres_database_url, "repository_blobs") as lock:
             completing = asyncio.create_task(complete())
             await lock.waiting(1)
             assert file_size(path) == len(blob)

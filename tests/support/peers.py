@@ -862,3 +862,10 @@ def postgres_database_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
     name = postgres_cluster.create_database()
     yield postgres_cluster.url(name)
     postgres_cluster.drop_database(name)
+
+
+def upload_data(data: Path, upload_id: str) -> Path:
+    """The file an upload session's bytes gather in, under a server's data folder."""
+    found = list((data / "storage" / "uploads").glob(f"*/{upload_id}/data"))
+    assert len(found) == 1, f"upload {upload_id}: {len(found)} data files"
+    return found[0]

@@ -1,14 +1,14 @@
-"""Blobs, the per-repository links that make them visible, and upload sessions."""
+"""Blobs and the per-repository links that make them visible."""
 
 from __future__ import annotations
 
 import time
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, select, true, update
+from sqlalchemy import ColumnElement, and_, delete, exists, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.metadata.db import Database
-from dockyard.metadata.tables import blobs, manifest_references, repository_blobs, uploads
+from dockyard.metadata.tables import blobs, manifest_references, repository_blobs
 
 
 async def link_blob(
@@ -146,42 +146,3 @@ async def known_blobs(conn: AsyncConnection, digests: list[str]) -> set[str]:
     return set(
         (await conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(digests)))).scalars()
     )
-
-
-# Upload sessions -------------------------------------------------------------------------------
-
-
-async def create_upload(conn: AsyncConnection, upload_id: str, repository_id: int) -> None:
-    now = time.time()
-    await conn.execute(
-        insert(uploads).values(
-            id=upload_id, repository_id=repository_id, created_at=now, updated_at=now
-        )
-    )
-
-
-async def upload_repository(conn: AsyncConnection, upload_id: str) -> int | None:
-    """The repository an upload session belongs to, None when there is no such session."""
-    return (
-        await conn.execute(select(uploads.c.repository_id).where(uploads.c.id == upload_id))
-    ).scalar()
-
-
-async def touch_upload(conn: AsyncConnection, upload_id: str) -> None:
-    await conn.execute(
-        update(uploads).where(uploads.c.id == upload_id).values(updated_at=time.time())
-    )
-
-
-async def delete_upload(conn: AsyncConnection, upload_id: str) -> bool:
-    result = await conn.execute(delete(uploads).where(uploads.c.id == upload_id))
-    return result.rowcount > 0
-
-
-async def stale_uploads(conn: AsyncConnection, older_than: float) -> list[str]:
-    rows = await conn.execute(select(uploads.c.id).where(uploads.c.updated_at < older_than))
-    return list(rows.scalars())
-
-
-async def upload_exists(conn: AsyncConnection, upload_id: str) -> bool:
-    return await upload_repository(conn, upload_id) is not None

@@ -144,17 +144,6 @@ tags = Table(
     Index("ix_tags_digest", "repository_id", "digest"),
 )
 
-uploads = Table(
-    "uploads",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column(
-        "repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False
-    ),
-    Column("created_at", Float, nullable=False),
-    Column("updated_at", Float, nullable=False),
-)
-
 settings = Table(
     "settings",
     metadata,

@@ -75,26 +75,13 @@ async def _orphans(store: Store, cutoff: float) -> int:
 
 
 async def expire_uploads(store: Store, older_than: float) -> int:
-    """Cancel upload sessions idle since `older_than`, and upload data with no session.
+    """Cancel upload sessions that no data has reached since `older_than`.
 
     A session whose data is still growing (a long body streaming in) is not idle.
     """
-    async with store.db.read() as conn:
-        stale = set(await content.stale_uploads(conn, older_than))
-    data_times = {upload_id: mtime async for upload_id, mtime in store.uploads.ids()}
     removed = 0
-    for upload_id in stale:
-        if data_times.get(upload_id, 0.0) >= older_than:
-            continue
-        async with store.db.write() as conn:
-            await content.delete_upload(conn, upload_id)
-        await store.uploads.discard(upload_id)
-        removed += 1
-    for upload_id, mtime in data_times.items():
-        if mtime < older_than and upload_id not in stale:
-            async with store.db.read() as conn:
-                known = await content.upload_exists(conn, upload_id)
-            if not known:
-                await store.uploads.discard(upload_id)
-                removed += 1
+    async for upload, mtime in store.uploads.sessions():
+        if mtime < older_than:
+            await store.uploads.discard(upload)
+            removed += 1
     return removed

@@ -9,32 +9,29 @@ from dockyard.metadata import content
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid
-from dockyard.registry.cache import ReadCache
 from dockyard.registry.context import Store
+from dockyard.storage.paths import UploadRef
 
 
 class Uploads:
+    """Upload sessions live in storage only (`storage.paths.UploadRef`), as in distribution.
+
+    Starting, appending to, resuming and cancelling a session writes no metadata; completing
+    one is a single write transaction (the blob's row and its link). Every node that shares the
+    storage sees every session.
+    """
+
     def __init__(self, store: Store) -> None:
         self.store = store
-        # upload id → repository id, for sessions started here (a session that expired
-        # meanwhile then fails when it completes, not before)
-        self._owners: ReadCache[int] = ReadCache(ttl=3600, size=10_000)
 
     async def start(self, repository: RepositoryRow) -> str:
         upload_id = str(uuid.uuid4())
-        await self.store.uploads.create(upload_id)
-        async with self.store.db.write() as conn:
-            await content.create_upload(conn, upload_id, repository.id)
-        self._owners.put(upload_id, repository.id)
+        await self.store.uploads.create(UploadRef(repository.id, upload_id))
         return upload_id
 
     async def size(self, repository: RepositoryRow, upload_id: str) -> int:
         """How many bytes the session holds (the offset a client resumes from)."""
-        await self._check(repository, upload_id)
-        size = await self.store.uploads.size(upload_id)
-        if size is None:
-            raise BlobUploadUnknown(f"upload {upload_id} has no data; start a new upload")
-        return size
+        return await self._held(repository, self._ref(repository, upload_id))
 
     async def append(
         self,
@@ -50,18 +47,16 @@ class Uploads:
         `RangeInvalid` (416), and the client asks for the offset to resume from.
         """
         uploads = self.store.uploads
-        async with uploads.lock(upload_id):
-            current = await self.size(repository, upload_id)
+        upload = self._ref(repository, upload_id)
+        async with uploads.lock(upload):
+            current = await self._held(repository, upload)
             if start is not None and start != current:
                 raise RangeInvalid(
                     f"chunk starts at byte {start} but the upload holds {current} bytes; "
                     f"send the chunk that starts at {current}",
                     headers=_range(current),
                 )
-            size = await uploads.append(upload_id, body, length)
-        async with self.store.db.write() as conn:
-            await content.touch_upload(conn, upload_id)
-        return size
+            return await uploads.append(upload, body, length)
 
     async def complete(
         self,
@@ -76,37 +71,36 @@ class Uploads:
         On a digest mismatch the session is cancelled and nothing becomes visible.
         """
         uploads = self.store.uploads
-        async with uploads.lock(upload_id):
-            await self._check(repository, upload_id)
+        upload = self._ref(repository, upload_id)
+        async with uploads.lock(upload):
+            await self._held(repository, upload)
             try:
-                size = await self._verified_size(repository, upload_id, digest, body, length)
-                await self._publish(repository, upload_id, digest, size)
+                size = await self._verified_size(upload, digest, body, length)
+                await self._publish(repository, upload, digest, size)
             except FileNotFoundError:
                 # the session expired while this request was in flight
                 raise BlobUploadUnknown(
                     f"upload {upload_id} expired before it completed; start a new upload"
                 ) from None
-            await uploads.discard(upload_id)
-            self._owners.forget(upload_id)
+            await uploads.discard(upload)
         return size
 
     async def _verified_size(
         self,
-        repository: RepositoryRow,
-        upload_id: str,
+        upload: UploadRef,
         digest: Digest,
         body: AsyncIterator[bytes] | None,
         length: int | None,
     ) -> int:
         uploads = self.store.uploads
         if body is not None:
-            await uploads.append(upload_id, body, length)
-        size = await uploads.size(upload_id)
+            await uploads.append(upload, body, length)
+        size = await uploads.size(upload)
         if size is None:
-            raise FileNotFoundError(upload_id)
-        actual = await uploads.digest(upload_id, digest.algorithm)
+            raise FileNotFoundError(upload.upload_id)
+        actual = await uploads.digest(upload, digest.algorithm)
         if actual != digest:
-            await self.cancel(repository, upload_id)
+            await uploads.discard(upload)
             raise DigestInvalid(
                 f"uploaded content has digest {actual}, not the {digest} given",
                 {"expected": str(digest), "actual": str(actual)},
@@ -114,40 +108,40 @@ class Uploads:
         return size
 
     async def _publish(
-        self, repository: RepositoryRow, upload_id: str, digest: Digest, size: int
+        self, repository: RepositoryRow, upload: UploadRef, digest: Digest, size: int
     ) -> None:
         """Place the verified bytes, then link them, in that order: nothing half-done shows."""
         db, blobs = self.store.db, self.store.blobs
-        await blobs.place_upload(upload_id, digest)
+        await blobs.place_upload(upload, digest)
         async with db.write() as conn:
             await content.link_blob(db, conn, repository.id, str(digest), size)
             # Garbage collection deletes a blob's bytes inside the transaction that deletes its
             # row, under the digest's lock; placing them again here, under the same lock,
             # repairs that race.
-            await blobs.place_upload(upload_id, digest)
-            await content.delete_upload(conn, upload_id)
+            await blobs.place_upload(upload, digest)
 
     async def cancel(self, repository: RepositoryRow, upload_id: str) -> None:
-        await self._check(repository, upload_id)
-        async with self.store.db.write() as conn:
-            await content.delete_upload(conn, upload_id)
-        await self.store.uploads.discard(upload_id)
-        self._owners.forget(upload_id)
+        upload = self._ref(repository, upload_id)
+        await self._held(repository, upload)
+        await self.store.uploads.discard(upload)
 
-    async def _check(self, repository: RepositoryRow, upload_id: str) -> None:
+    @staticmethod
+    def _ref(repository: RepositoryRow, upload_id: str) -> UploadRef:
         try:
             uuid.UUID(upload_id)
         except ValueError:
             raise BlobUploadUnknown(f"{upload_id!r} is not an upload id") from None
-        owner = self._owners.get(upload_id)  # sessions this process started need no query
-        if owner is None:
-            async with self.store.db.read() as conn:
-                owner = await content.upload_repository(conn, upload_id)
-        if owner != repository.id:
+        return UploadRef(repository.id, upload_id)
+
+    async def _held(self, repository: RepositoryRow, upload: UploadRef) -> int:
+        """The session's size; `BlobUploadUnknown` when it is not in progress in `repository`."""
+        size = await self.store.uploads.size(upload)
+        if size is None:
             raise BlobUploadUnknown(
-                f"upload {upload_id} is not in progress in {repository.name!r} (it may have "
-                "completed, been cancelled or expired); start a new upload"
+                f"upload {upload.upload_id} is not in progress in {repository.name!r} (it may "
+                "have completed, been cancelled or expired); start a new upload"
             )
+        return size
 
 
 def _range(size: int) -> dict[str, str]:

@@ -29,12 +29,12 @@ class BlobStore:
     async def read_all(self, digest: Digest) -> bytes:
         return await self.driver.read_all(paths.blob_key(digest))
 
-    async def place_upload(self, upload_id: str, digest: Digest) -> bool:
+    async def place_upload(self, upload: paths.UploadRef, digest: Digest) -> bool:
         """Durably give a blob the bytes of a verified upload, which stays where it is.
 
         A no-op (False) when the blob's bytes are already stored.
         """
-        return await self.driver.place(paths.upload_key(upload_id), paths.blob_key(digest))
+        return await self.driver.place(paths.upload_key(upload), paths.blob_key(digest))
 
     async def delete(self, digest: Digest) -> bool:
         return await self.driver.delete(paths.blob_key(digest))

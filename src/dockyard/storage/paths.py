@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import DigestInvalid
 
@@ -25,15 +27,29 @@ def digest_from_blob_key(key: str) -> Digest | None:
         return None
 
 
-def upload_key(upload_id: str) -> str:
+class UploadRef(NamedTuple):
+    """An upload session: its id and the repository it was started in.
+
+    The session is its folder, `uploads/<repository id>/<upload id>/`, and nothing else: no
+    database row. It exists while its data file does, belongs to the repository named in its
+    path, and is as old as that file's modification time.
+    """
+
+    repository_id: int
+    upload_id: str
+
+
+def upload_key(upload: UploadRef) -> str:
     """Where an upload session's bytes gather until the upload completes."""
-    return f"{UPLOADS}/{upload_id}/data"
+    return f"{upload_folder(upload)}/data"
 
 
-def upload_folder(upload_id: str) -> str:
-    return f"{UPLOADS}/{upload_id}"
+def upload_folder(upload: UploadRef) -> str:
+    return f"{UPLOADS}/{upload.repository_id}/{upload.upload_id}"
 
 
-def upload_id_from_key(key: str) -> str | None:
+def upload_from_key(key: str) -> UploadRef | None:
     parts = key.split("/")
-    return parts[1] if len(parts) == 3 and parts[0] == UPLOADS else None
+    if len(parts) != 4 or parts[0] != UPLOADS or parts[3] != "data" or not parts[1].isdigit():
+        return None
+    return UploadRef(int(parts[1]), parts[2])

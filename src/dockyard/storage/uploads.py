@@ -19,6 +19,7 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.errors import SizeInvalid
 from dockyard.storage import paths
 from dockyard.storage.driver.base import Appender, StorageDriver
+from dockyard.storage.paths import UploadRef
 
 BUFFER_SIZE = 4 * 1024 * 1024
 
@@ -30,35 +31,35 @@ class _Running:
 
 
 class UploadStore:
-    """The bytes of upload sessions, keyed by upload id."""
+    """The bytes of upload sessions, which are the sessions themselves (see `UploadRef`)."""
 
     def __init__(self, driver: StorageDriver) -> None:
         self.driver = driver
-        self._running: dict[str, _Running] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._running: dict[UploadRef, _Running] = {}
+        self._locks: dict[UploadRef, asyncio.Lock] = {}
 
-    def lock(self, upload_id: str) -> asyncio.Lock:
+    def lock(self, upload: UploadRef) -> asyncio.Lock:
         """Serializes writes to one upload within this process."""
-        return self._locks.setdefault(upload_id, asyncio.Lock())
+        return self._locks.setdefault(upload, asyncio.Lock())
 
-    async def create(self, upload_id: str) -> None:
-        appender = await self.driver.open_append(paths.upload_key(upload_id))
+    async def create(self, upload: UploadRef) -> None:
+        appender = await self.driver.open_append(paths.upload_key(upload))
         await appender.close()
-        self._running[upload_id] = _Running(hashlib.sha256(), 0)
+        self._running[upload] = _Running(hashlib.sha256(), 0)
 
-    async def size(self, upload_id: str) -> int | None:
-        return await self.driver.size(paths.upload_key(upload_id))
+    async def size(self, upload: UploadRef) -> int | None:
+        return await self.driver.size(paths.upload_key(upload))
 
     async def append(
-        self, upload_id: str, body: AsyncIterator[bytes], expected_length: int | None = None
+        self, upload: UploadRef, body: AsyncIterator[bytes], expected_length: int | None = None
     ) -> int:
         """Append a request body; return the upload's new size.
 
         Raises `SizeInvalid` when the body is not `expected_length` bytes long (what was received
         stays appended: the client may ask for the offset and resume).
         """
-        appender = await self.driver.open_append(paths.upload_key(upload_id))
-        running = self._running.get(upload_id)
+        appender = await self.driver.open_append(paths.upload_key(upload))
+        running = self._running.get(upload)
         if running is not None and running.offset != appender.size:
             running = None  # another process appended: re-hash when it completes
         try:
@@ -70,39 +71,39 @@ class UploadStore:
         if running is not None:
             running.offset += received
         else:
-            self._running.pop(upload_id, None)
+            self._running.pop(upload, None)
         if expected_length is not None and received != expected_length:
             raise SizeInvalid(
                 f"request body was {received} bytes but Content-Length said {expected_length}"
             )
         return appender.size
 
-    async def digest(self, upload_id: str, algorithm: str) -> Digest:
+    async def digest(self, upload: UploadRef, algorithm: str) -> Digest:
         """The digest of everything uploaded so far (from the running hash when it is current)."""
-        running = self._running.get(upload_id)
-        size = await self.size(upload_id)
+        running = self._running.get(upload)
+        size = await self.size(upload)
         if algorithm == "sha256" and running is not None and running.offset == size:
             return Digest(algorithm, running.hasher.copy().hexdigest())
         hasher = hashlib.new(algorithm)
-        async for chunk in self.driver.read(paths.upload_key(upload_id)):
+        async for chunk in self.driver.read(paths.upload_key(upload)):
             await asyncio.to_thread(hasher.update, chunk)
         return Digest(algorithm, hasher.hexdigest())
 
-    async def discard(self, upload_id: str) -> None:
-        self.forget(upload_id)
-        await self.driver.delete(paths.upload_folder(upload_id))
+    async def discard(self, upload: UploadRef) -> None:
+        self.forget(upload)
+        await self.driver.delete(paths.upload_folder(upload))
 
-    def forget(self, upload_id: str) -> None:
+    def forget(self, upload: UploadRef) -> None:
         """Drop the in-memory state of an upload that has completed or been cancelled."""
-        self._running.pop(upload_id, None)
-        self._locks.pop(upload_id, None)
+        self._running.pop(upload, None)
+        self._locks.pop(upload, None)
 
-    async def ids(self) -> AsyncIterator[tuple[str, float]]:
-        """Every upload id with data on storage and its last modification time."""
+    async def sessions(self) -> AsyncIterator[tuple[UploadRef, float]]:
+        """Every upload session on storage and the last time data reached it."""
         async for key, mtime in self.driver.walk(paths.UPLOADS):
-            upload_id = paths.upload_id_from_key(key)
-            if upload_id is not None:
-                yield upload_id, mtime
+            upload = paths.upload_from_key(key)
+            if upload is not None:
+                yield upload, mtime
 
 
 async def _pump(

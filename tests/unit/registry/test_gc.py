@@ -6,6 +6,7 @@ import hashlib
 
 from dockyard.oci.digest import Digest
 from dockyard.registry.gc import collect, expire_uploads
+from dockyard.storage.paths import UploadRef
 from support.inprocess import InProcess
 
 
@@ -82,21 +83,22 @@ async def test_orphan_files_and_abandoned_uploads_are_removed(registry_app: InPr
     app = registry_app
     store = app.state.registry.store
     # bytes placed by an upload that crashed before its row was written
-    await store.uploads.create("crashed")
+    crashed = UploadRef(1, "crashed")
+    await store.uploads.create(crashed)
 
     async def body():
         yield b"orphan bytes"
 
-    await store.uploads.append("crashed", body())
+    await store.uploads.append(crashed, body())
     orphan = Digest.of(b"orphan bytes")
-    await store.blobs.place_upload("crashed", orphan)
+    await store.blobs.place_upload(crashed, orphan)
     async with app.client.post("/v2/admin/gc/blobs/uploads/", headers=app.admin) as resp:
         assert resp.status == 202
         location = resp.headers["Location"]
     result = await collect(store, grace_seconds=0)
     app.state.registry.forget_cached()
     assert result.orphan_files == 1
-    assert result.uploads == 2  # the session and the stray upload data
+    assert result.uploads == 2  # the session started over HTTP and the crashed one
     assert await store.blobs.size(orphan) is None
     async with app.client.get(location, headers=app.admin) as resp:
         assert resp.status == 404

@@ -57,7 +57,8 @@ def rot(path: Path, data: bytes) -> None:
 
 
 async def upload_ids(app: InProcess) -> list[str]:
-    return [upload_id async for upload_id, _ in app.state.registry.store.uploads.ids()]
+    sessions = app.state.registry.store.uploads.sessions()
+    return [upload.upload_id async for upload, _ in sessions]
 
 
 async def test_what_it_stores_is_what_v2_serves(sqlite_app: InProcess) -> None:

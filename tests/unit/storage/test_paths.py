@@ -18,5 +18,9 @@ def test_foreign_keys_are_not_blobs() -> None:
 
 
 def test_upload_keys_round_trip() -> None:
-    assert paths.upload_id_from_key(paths.upload_key("abc")) == "abc"
-    assert paths.upload_id_from_key("blobs/x/data") is None
+    upload = paths.UploadRef(42, "abc")
+    assert paths.upload_key(upload) == "uploads/42/abc/data"
+    assert paths.upload_from_key(paths.upload_key(upload)) == upload
+    assert paths.upload_from_key("blobs/x/data") is None
+    assert paths.upload_from_key("uploads/abc/data") is None  # no repository
+    assert paths.upload_from_key("uploads/x/abc/data") is None

@@ -11,7 +11,10 @@ import pytest
 from dockyard.oci.errors import SizeInvalid
 from dockyard.storage import paths, uploads
 from dockyard.storage.driver.filesystem import FilesystemDriver
+from dockyard.storage.paths import UploadRef
 from dockyard.storage.uploads import UploadStore
+
+U1, U2, U3, U4, U5, U6 = (UploadRef(7, f"u{n}") for n in range(1, 7))
 
 
 async def _chunks(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
@@ -29,37 +32,37 @@ async def test_running_hash_matches_content_across_buffers(
 ) -> None:
     monkeypatch.setattr(uploads, "BUFFER_SIZE", 100_000)  # several buffers in flight
     data = bytes(range(256)) * 5000
-    await store.create("u1")
-    assert await store.append("u1", _chunks(data[:700_000]), 700_000) == 700_000
-    assert await store.append("u1", _chunks(data[700_000:])) == len(data)
-    digest = await store.digest("u1", "sha256")
+    await store.create(U1)
+    assert await store.append(U1, _chunks(data[:700_000]), 700_000) == 700_000
+    assert await store.append(U1, _chunks(data[700_000:])) == len(data)
+    digest = await store.digest(U1, "sha256")
     assert digest.encoded == hashlib.sha256(data).hexdigest()
 
 
 async def test_lost_running_state_is_rebuilt_from_the_data(tmp_path: Path) -> None:
     data = b"x" * 300_000
     first = UploadStore(FilesystemDriver(tmp_path))
-    await first.create("u2")
-    await first.append("u2", _chunks(data[:100_000]))
+    await first.create(U2)
+    await first.append(U2, _chunks(data[:100_000]))
     # another process (or a restart) continues the upload
     second = UploadStore(FilesystemDriver(tmp_path))
-    await second.append("u2", _chunks(data[100_000:]))
-    assert (await second.digest("u2", "sha256")).encoded == hashlib.sha256(data).hexdigest()
+    await second.append(U2, _chunks(data[100_000:]))
+    assert (await second.digest(U2, "sha256")).encoded == hashlib.sha256(data).hexdigest()
     # and the first process, whose running hash is now stale, does not trust it
-    assert (await first.digest("u2", "sha256")).encoded == hashlib.sha256(data).hexdigest()
+    assert (await first.digest(U2, "sha256")).encoded == hashlib.sha256(data).hexdigest()
 
 
 async def test_sha512_is_computed_from_the_data(store: UploadStore) -> None:
-    await store.create("u3")
-    await store.append("u3", _chunks(b"abc"))
-    assert (await store.digest("u3", "sha512")).encoded == hashlib.sha512(b"abc").hexdigest()
+    await store.create(U3)
+    await store.append(U3, _chunks(b"abc"))
+    assert (await store.digest(U3, "sha512")).encoded == hashlib.sha512(b"abc").hexdigest()
 
 
 async def test_short_body_is_size_invalid_but_kept_for_resuming(store: UploadStore) -> None:
-    await store.create("u4")
+    await store.create(U4)
     with pytest.raises(SizeInvalid, match="Content-Length said 10"):
-        await store.append("u4", _chunks(b"12345"), expected_length=10)
-    assert await store.size("u4") == 5
+        await store.append(U4, _chunks(b"12345"), expected_length=10)
+    assert await store.size(U4) == 5
 
 
 async def test_failing_body_keeps_what_was_written(store: UploadStore) -> None:
@@ -67,18 +70,18 @@ async def test_failing_body_keeps_what_was_written(store: UploadStore) -> None:
         yield b"a" * 10
         raise ConnectionResetError("client went away")
 
-    await store.create("u5")
+    await store.create(U5)
     with pytest.raises(ConnectionResetError):
-        await store.append("u5", broken())
-    size = await store.size("u5")
+        await store.append(U5, broken())
+    size = await store.size(U5)
     assert size is not None
     assert size <= 10
 
 
 async def test_discard_removes_data_and_state(store: UploadStore, tmp_path: Path) -> None:
-    await store.create("u6")
-    await store.append("u6", _chunks(b"data"))
-    await store.discard("u6")
-    assert await store.size("u6") is None
-    assert not (tmp_path / paths.upload_folder("u6")).exists()
-    assert [upload_id async for upload_id, _ in store.ids()] == []
+    await store.create(U6)
+    await store.append(U6, _chunks(b"data"))
+    await store.discard(U6)
+    assert await store.size(U6) is None
+    assert not (tmp_path / paths.upload_folder(U6)).exists()
+    assert [upload async for upload, _ in store.sessions()] == []
