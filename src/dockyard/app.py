@@ -36,6 +36,7 @@ from dockyard.registry.gc import expire_uploads
 from dockyard.registry.service import Registry
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.driver.filesystem import FilesystemDriver
+from dockyard.storage.generation import Generation
 from dockyard.storage.uploads import UploadStore
 
 log = logging.getLogger("dockyard")
@@ -48,7 +49,10 @@ def open_store(settings: Settings) -> Store:
     embedded = f"sqlite+aiosqlite:///{settings.data.resolve() / 'dockyard.db'}"
     db = Database(settings.database_url or embedded)
     driver = FilesystemDriver(settings.data / "storage")
-    return Store(db, BlobStore(driver), UploadStore(driver), settings.metadata_cache_seconds)
+    generation = Generation(settings.data / "run" / "cache-generation")
+    return Store(
+        db, BlobStore(driver), UploadStore(driver), settings.metadata_cache_seconds, generation
+    )
 
 
 async def prepare(store: Store) -> None:
@@ -57,7 +61,7 @@ async def prepare(store: Store) -> None:
 
 
 def build_accounts(store: Store, settings: Settings) -> Accounts:
-    return Accounts(store.db, cache_ttl=settings.basic_cache_seconds)
+    return Accounts(store.db, settings.basic_cache_seconds, store.generation)
 
 
 async def build_state(

@@ -92,6 +92,15 @@ class ProxyUpstream(BaseModel):
         return "disabled" if self.url.startswith("http://") else "enabled"
 
 
+def default_workers() -> int:
+    """One server process per CPU this process may run on, at most 4 (each takes ~150 MiB)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4))
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -101,13 +110,18 @@ class Settings(BaseModel):
     admin_password: str | None = None
     public_url: str | None = Field(None, description="base URL clients reach this server at")
     service: str = "dockyard"
-    workers: int = Field(1, ge=1, le=64)
+    workers: int = Field(
+        default_factory=lambda: default_workers(),
+        ge=1,
+        le=64,
+        description="server processes; default one per CPU core, at most 4",
+    )
     basic_cache_seconds: float = Field(60.0, ge=0)
     upload_expiry_seconds: float = Field(24 * 3600.0, gt=0)
     janitor_interval_seconds: float = Field(600.0, gt=0)
     gc_grace_seconds: float = Field(3600.0, ge=0)
     metadata_cache_seconds: float = Field(
-        1.0, ge=0, description="how long another process's writes may go unseen; 0 turns it off"
+        1.0, ge=0, description="how long another host's writes may go unseen; 0 turns it off"
     )
     rate_limit_per_second: float = Field(0.0, ge=0, description="per client; 0 turns it off")
     rate_limit_burst: int = Field(100, ge=1)

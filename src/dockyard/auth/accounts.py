@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,6 +20,7 @@ from dockyard.metadata.db import Database
 from dockyard.metadata.tables import tokens
 from dockyard.oci.errors import NameInvalid, Unauthorized
 from dockyard.oci.names import validate_name
+from dockyard.storage.generation import Generation
 
 ADMIN = "admin"
 
@@ -38,6 +41,7 @@ class AccountConflict(AccountError):
 class _Cached:
     subject: Subject
     expires: float
+    stamp: int  # the generation read before the subject was loaded
 
 
 class Accounts:
@@ -47,11 +51,15 @@ class Accounts:
     client sending Basic credentials on every request pays for argon2 once, not per request.
     """
 
-    def __init__(self, db: Database, cache_ttl: float = 60.0) -> None:
+    def __init__(
+        self, db: Database, cache_ttl: float = 60.0, generation: Generation | None = None
+    ) -> None:
         self.db = db
         self.cache_ttl = cache_ttl
+        # account changes made by any worker of this host void every worker's cache at once
+        self.generation = generation or Generation()
         self._cache: dict[str, _Cached] = {}
-        self._inflight: dict[str, asyncio.Future[Subject | None]] = {}
+        self._inflight: dict[str, asyncio.Future[tuple[Subject | None, int]]] = {}
         # argon2 takes ~64 MiB and ~0.1 s a check: two at a time, away from the I/O threads
         self._argon2 = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 
@@ -94,7 +102,7 @@ class Accounts:
         async with self.db.write() as conn:
             user = await _user(conn, name)
             await rows.set_password(conn, user.id, hashed)
-        self._cache.clear()
+        self._changed()
 
     async def create_org(self, name: str, owner: str) -> None:
         _check_namespace_name(name)
@@ -106,7 +114,7 @@ class Accounts:
             user = await _user(conn, owner)
             namespace_id = await rows.create_namespace(conn, name, "org")
             await rows.set_membership(conn, namespace_id, user.id, Role.OWNER)
-        self._cache.clear()
+        self._changed()
 
     async def add_member(self, org: str, user_name: str, role: Role) -> None:
         async with self.db.write() as conn:
@@ -115,7 +123,7 @@ class Accounts:
                 raise AccountNotFound(f"no organization named {org!r}")
             user = await _user(conn, user_name)
             await rows.set_membership(conn, namespace.id, user.id, role)
-        self._cache.clear()
+        self._changed()
 
     async def create_token(
         self,
@@ -164,7 +172,7 @@ class Accounts:
             user_id, namespace_id = await _token_owner(conn, user, org)
             if not await rows.delete_token(conn, token_id, user_id, namespace_id):
                 raise AccountNotFound(f"{user or org!r} has no access token {token_id}")
-        self._cache.clear()
+        self._changed()
 
     async def users(self, after: str | None, limit: int) -> list[rows.UserInfo]:
         """Users in name order after `after`."""
@@ -204,7 +212,7 @@ class Accounts:
             if role != Role.OWNER:
                 await _keep_an_owner(conn, namespace, user)
             await rows.set_membership(conn, namespace.id, user.id, role)
-        self._cache.clear()
+        self._changed()
 
     async def remove_member(self, org: str, user_name: str) -> None:
         """Take a user out of an organization; the last owner cannot leave."""
@@ -215,25 +223,31 @@ class Accounts:
             await _keep_an_owner(conn, namespace, user)
             if not await rows.remove_membership(conn, namespace.id, user.id):
                 raise AccountNotFound(f"{user_name!r} is not a member of {org!r}")
-        self._cache.clear()
+        self._changed()
 
     async def authenticate(self, username: str, secret: str) -> Subject | None:
         """The subject for Basic credentials (a password or an access token), None if wrong."""
         key = hashlib.sha256(f"{username}\0{secret}".encode()).hexdigest()
-        cached = self._cache.get(key)
         now = time.monotonic()
-        if cached is not None and cached.expires > now:
-            return cached.subject
+        cached = self._cached(key, now)
+        if cached is not None:
+            return cached
         # concurrent requests with the same credentials share one check
         pending = self._inflight.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._check(username, secret))
+            pending = asyncio.ensure_future(self._stamped(self._check(username, secret)))
             self._inflight[key] = pending
             pending.add_done_callback(lambda _: self._inflight.pop(key, None))
-        subject = await asyncio.shield(pending)
+        subject, stamp = await asyncio.shield(pending)
         if subject is not None:
-            self._remember(key, subject, now)
+            self._remember(key, subject, now, stamp)
         return subject
+
+    async def _stamped(
+        self, check: Coroutine[Any, Any, Subject | None]
+    ) -> tuple[Subject | None, int]:
+        stamp = self.generation.current()
+        return await check, stamp
 
     async def _check(self, username: str, secret: str) -> Subject | None:
         if secrets.is_token(secret):
@@ -252,10 +266,11 @@ class Accounts:
         A subject that signed in with an access token exists only while that token does.
         """
         key = f"subject\0{name}\0{scope or ''}\0{org or ''}\0{token_id or ''}"
-        cached = self._cache.get(key)
         now = time.monotonic()
-        if cached is not None and cached.expires > now:
-            return cached.subject
+        cached = self._cached(key, now)
+        if cached is not None:
+            return cached
+        stamp = self.generation.current()
         async with self.db.read() as conn:
             token = await rows.token_by_id(conn, token_id) if token_id is not None else None
             if token_id is not None and not _usable(token):
@@ -269,10 +284,24 @@ class Accounts:
                 if user is None:
                     raise Unauthorized(f"the account {name!r} no longer exists")
                 subject = await _user_subject(conn, user, scope, token)
-        self._remember(key, subject, now)
+        self._remember(key, subject, now, stamp)
         return subject
 
-    def _remember(self, key: str, subject: Subject, now: float) -> None:
+    def _changed(self) -> None:
+        """After a committed account change: void this host's cached subjects."""
+        self._cache.clear()
+        self.generation.bump()
+
+    def _cached(self, key: str, now: float) -> Subject | None:
+        cached = self._cache.get(key)
+        if cached is None:
+            return None
+        if cached.expires <= now or cached.stamp != self.generation.current():
+            del self._cache[key]
+            return None
+        return cached.subject
+
+    def _remember(self, key: str, subject: Subject, now: float, stamp: int) -> None:
         """Cache a subject for the TTL, or until its access token expires if that is sooner."""
         if len(self._cache) > 10_000:
             self._cache.clear()
@@ -280,7 +309,7 @@ class Accounts:
         if subject.token_expires_at is not None:
             ttl = min(ttl, subject.token_expires_at - time.time())
         if ttl > 0:
-            self._cache[key] = _Cached(subject, now + ttl)
+            self._cache[key] = _Cached(subject, now + ttl, stamp)
 
     async def _by_password(self, username: str, password: str) -> Subject | None:
         async with self.db.read() as conn:

@@ -8,7 +8,7 @@ from dockyard.metadata import content
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import BlobUnknown
-from dockyard.registry.cache import ReadCache
+from dockyard.registry.cache import ReadCache, store_cache
 from dockyard.registry.context import Store
 
 
@@ -22,7 +22,7 @@ class BlobInfo:
 class Blobs:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._sizes: ReadCache[int] = ReadCache(store.cache_seconds)
+        self._sizes: ReadCache[int] = store_cache(store)
 
     def forget_cached(self) -> None:
         self._sizes.clear()
@@ -32,12 +32,12 @@ class Blobs:
         size = None
         if repository is not None:
             key = (repository.id, str(digest))
-            size = self._sizes.get(key)
-            if size is None:
+
+            async def load() -> int | None:
                 async with self.store.db.read() as conn:
-                    size = await content.linked_size(conn, repository.id, str(digest))
-                if size is not None:
-                    self._sizes.put(key, size)
+                    return await content.linked_size(conn, repository.id, str(digest))
+
+            size = await self._sizes.fetch(key, load)
         if size is None:
             raise BlobUnknown(
                 f"blob {digest} is not known to this repository", {"digest": str(digest)}

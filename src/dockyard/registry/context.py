@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dockyard.metadata.db import Database
 from dockyard.storage.blobs import BlobStore
+from dockyard.storage.generation import Generation
 from dockyard.storage.uploads import UploadStore
 
 
@@ -14,4 +15,5 @@ class Store:
     db: Database
     blobs: BlobStore
     uploads: UploadStore
-    cache_seconds: float = 1.0  # how long other processes' writes may go unseen (registry/cache.py)
+    cache_seconds: float = 1.0  # how long other hosts' writes may go unseen (registry/cache.py)
+    generation: Generation = field(default_factory=Generation)  # shared by this host's workers

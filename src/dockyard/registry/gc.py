@@ -51,6 +51,8 @@ async def collect(store: Store, grace_seconds: float, dry_run: bool = False) -> 
                 await store.blobs.delete(Digest.parse(digest))
                 result.blobs += 1
                 result.bytes += size
+    if result.links or result.blobs:
+        store.generation.bump()  # the servers of this host drop cached links at once
     result.orphan_files = await _orphans(store, cutoff)
     result.uploads = await expire_uploads(store, cutoff)
     return result

@@ -22,7 +22,7 @@ from dockyard.oci.errors import (
 )
 from dockyard.oci.manifest import Manifest, parse_manifest
 from dockyard.oci.names import TAG_PATTERN, validate_tag
-from dockyard.registry.cache import ReadCache
+from dockyard.registry.cache import ReadCache, store_cache
 from dockyard.registry.context import Store
 from dockyard.registry.repositories import create_in
 
@@ -52,7 +52,7 @@ class Manifests:
     def __init__(self, store: Store) -> None:
         self.store = store
         # ("tag" | "digest", repository id, tag or digest) → manifest
-        self._cache: ReadCache[ManifestRow] = ReadCache(store.cache_seconds, size=1024)
+        self._cache: ReadCache[ManifestRow] = store_cache(store, 1024)
 
     def forget_cached(self) -> None:
         self._cache.clear()
@@ -90,16 +90,14 @@ class Manifests:
             key = ("tag", repository.id, reference)
         else:
             return None  # no tag can have that form, so none is known: 404, as the spec wants
-        found = self._cache.get(key)
-        if found is None:
+
+        async def load() -> ManifestRow | None:
             async with self.store.db.read() as conn:
                 if key[0] == "digest":
-                    found = await rows.by_digest(conn, repository.id, key[2])
-                else:
-                    found = await rows.by_tag(conn, repository.id, key[2])
-            if found is not None:
-                self._cache.put(key, found)
-        return found
+                    return await rows.by_digest(conn, repository.id, key[2])
+                return await rows.by_tag(conn, repository.id, key[2])
+
+        return await self._cache.fetch(key, load)
 
     async def _default_platform(
         self, repository: RepositoryRow, index: ManifestRow, accept: frozenset[str]

@@ -43,7 +43,7 @@ from dockyard.oci.errors import (
 from dockyard.oci.manifest import Manifest
 from dockyard.oci.names import TAG_PATTERN
 from dockyard.registry.blobs import BlobInfo, Blobs
-from dockyard.registry.cache import ReadCache
+from dockyard.registry.cache import ReadCache, store_cache
 from dockyard.registry.flights import Flights
 from dockyard.registry.manifests import Manifests
 from dockyard.registry.proxy_routes import ProxyRoutes, Route
@@ -82,7 +82,7 @@ class PullThrough:
         self._session_factory = session_factory
         self._clients: dict[ProxyUpstream, RegistryClient] = {}
         self._flights = Flights()
-        self._fetched: ReadCache[float] = ReadCache(self.store.cache_seconds)
+        self._fetched: ReadCache[float] = store_cache(self.store)
 
     def client(self, upstream: ProxyUpstream) -> RegistryClient:
         """The client for `upstream`, made on first use."""
@@ -181,13 +181,14 @@ class PullThrough:
         if cached_in is None:
             return False
         key = (cached_in.id, tag)
-        when = self._fetched.get(key)
-        if when is None:
+
+        async def load() -> float | None:
             async with self.store.db.read() as conn:
-                when = await proxy_rows.fetched_at(conn, cached_in.id, tag)
-            if when is None:
-                return False
-            self._fetched.put(key, when)
+                return await proxy_rows.fetched_at(conn, cached_in.id, tag)
+
+        when = await self._fetched.fetch(key, load)
+        if when is None:
+            return False
         return self.clock() - when < route.upstream.ttl_seconds
 
     async def _local(self, repository: RepositoryRow | None, reference: str) -> ManifestRow | None:

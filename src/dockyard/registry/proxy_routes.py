@@ -21,7 +21,7 @@ from dockyard.metadata.repositories import RepositoryRow
 from dockyard.oci.errors import Denied, OciError
 from dockyard.oci.names import namespace_of, validate_name
 from dockyard.oci.reference import Reference
-from dockyard.registry.cache import ReadCache
+from dockyard.registry.cache import ReadCache, store_cache
 from dockyard.registry.context import Store
 from dockyard.registry.repositories import Repositories, target
 
@@ -56,8 +56,8 @@ class ProxyRoutes:
         )
         self.mirror = next((u for u in upstreams if u.namespace is None), None)
         self._registries = {u: normalize_registry(u.url) for u in upstreams}
-        self._caches: ReadCache[bool] = ReadCache(store.cache_seconds)
-        self._local_namespaces: ReadCache[bool] = ReadCache(store.cache_seconds)
+        self._caches: ReadCache[bool] = store_cache(store)
+        self._local_namespaces: ReadCache[bool] = store_cache(store)
 
     def forget_cached(self) -> None:
         self._caches.clear()
@@ -108,12 +108,12 @@ class ProxyRoutes:
 
     async def is_cache(self, repository: RepositoryRow) -> bool:
         """Whether the pull-through cache made `repository`."""
-        found = self._caches.get(repository.id)
-        if found is None:
+
+        async def load() -> bool:
             async with self.store.db.read() as conn:
-                found = await proxy_rows.is_cache(conn, repository.id)
-            self._caches.put(repository.id, found)
-        return found
+                return await proxy_rows.is_cache(conn, repository.id)
+
+        return bool(await self._caches.fetch(repository.id, load))
 
     def cached(self, repository: RepositoryRow) -> None:
         """Note that `repository` was just marked as a cache."""
@@ -123,12 +123,12 @@ class ProxyRoutes:
         namespace = namespace_of(name)
         if namespace is None:
             return False
-        found = self._local_namespaces.get(namespace)
-        if found is None:
+
+        async def load() -> bool:
             async with self.store.db.read() as conn:
-                found = await account_rows.namespace_by_name(conn, namespace) is not None
-            self._local_namespaces.put(namespace, found)
-        return found
+                return await account_rows.namespace_by_name(conn, namespace) is not None
+
+        return bool(await self._local_namespaces.fetch(namespace, load))
 
 
 class CacheRepositories(Repositories):

@@ -14,7 +14,7 @@ from dockyard.metadata.db import Database
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.oci.errors import Denied, NameUnknown, Unauthorized
 from dockyard.oci.names import namespace_of, validate_name
-from dockyard.registry.cache import ReadCache
+from dockyard.registry.cache import ReadCache, store_cache
 from dockyard.registry.context import Store
 
 CATALOG_MAX = 1000
@@ -43,19 +43,17 @@ async def create_in(db: Database, conn: AsyncConnection, name: str) -> Repositor
 class Repositories:
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._cache: ReadCache[RepositoryRow] = ReadCache(store.cache_seconds)
+        self._cache: ReadCache[RepositoryRow] = store_cache(store)
 
     def forget_cached(self) -> None:
         self._cache.clear()
 
     async def get(self, name: str) -> RepositoryRow | None:
-        found = self._cache.get(name)
-        if found is None:
+        async def load() -> RepositoryRow | None:
             async with self.store.db.read() as conn:
-                found = await rows.by_name(conn, name)
-            if found is not None:
-                self._cache.put(name, found)
-        return found
+                return await rows.by_name(conn, name)
+
+        return await self._cache.fetch(name, load)
 
     async def authorize(self, subject: Subject, name: str, action: Action) -> RepositoryRow | None:
         """The repository if `subject` may do `action` on it (None: it does not exist yet).

@@ -1,12 +1,15 @@
-"""The read cache: bounded, expiring, and never hiding this process's own writes."""
+"""The read cache: bounded, expiring, and never hiding a write made on this host."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from dockyard.auth.policy import Subject
 from dockyard.registry import cache as cache_module
 from dockyard.registry.cache import ReadCache
+from dockyard.storage.generation import Generation
 from support.inprocess import InProcess
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -36,7 +39,9 @@ def test_zero_ttl_caches_nothing_and_prefixes_forget() -> None:
     cache.put(("tag", 1, "a"), 1)
     cache.put(("tag", 2, "a"), 2)
     cache.forget_where(("tag", 1))
-    assert (cache.get(("tag", 1, "a")), cache.get(("tag", 2, "a"))) == (None, 2)
+    assert ("tag", 1, "a") not in cache._entries
+    # a write voids every entry of the host, the others included: they are loaded again
+    assert (cache.get(("tag", 1, "a")), cache.get(("tag", 2, "a"))) == (None, None)
 
 
 async def _digest_of(app: InProcess, path: str) -> tuple[int, str | None]:
@@ -80,3 +85,44 @@ async def test_settings_changes_apply_at_once(registry_app: InProcess) -> None:
     await app.state.registry.repositories.configure(site_admin, "admin/cache", visibility="public")
     async with app.client.get("/v2/admin/cache/manifests/v1") as resp:
         assert resp.status == 200
+
+
+def test_a_write_by_another_worker_voids_this_workers_entries(tmp_path: Path) -> None:
+    # two workers of one host: two processes mapping the same stamp file
+    one = ReadCache[str](ttl=60, generation=Generation(tmp_path / "stamp"))
+    two = ReadCache[str](ttl=60, generation=Generation(tmp_path / "stamp"))
+    one.put("tag", "old")
+    two.put("tag", "old")
+    two.forget("tag")  # worker two moved the tag and committed
+    assert one.get("tag") is None
+    one.put("other", "kept")
+    assert one.get("other") == "kept"  # loaded after the write: valid
+
+
+async def test_a_value_loaded_while_a_write_lands_is_not_kept(tmp_path: Path) -> None:
+    cache = ReadCache[str](ttl=60, generation=Generation(tmp_path / "stamp"))
+    elsewhere = Generation(tmp_path / "stamp")
+
+    async def load() -> str:
+        elsewhere.bump()  # another worker commits while this read is in flight
+        return "read before the commit"
+
+    assert await cache.fetch("tag", load) == "read before the commit"
+    assert cache.get("tag") is None  # not served again
+
+    async def load_again() -> str:
+        return "read after the commit"
+
+    assert await cache.fetch("tag", load_again) == "read after the commit"
+    assert cache.get("tag") == "read after the commit"
+
+
+def test_the_stamp_file_survives_and_is_shared(tmp_path: Path) -> None:
+    first = Generation(tmp_path / "run" / "stamp")
+    first.bump()
+    second = Generation(tmp_path / "run" / "stamp")
+    assert second.current() == first.current()
+    second.bump()
+    assert first.current() == second.current()
+    first.close()
+    second.close()
