@@ -33,6 +33,8 @@ from load import MiB, Payload
 from report import Options, Outcome, Result
 from servers import Server, sampling
 
+from dockyard.config import default_workers
+
 FULL_SIZES = (1, 64, 512)
 QUICK_SIZES = (1, 8, 64)
 
@@ -347,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         stack.callback(distribution.stop)
         regs.append(distribution)
         print("servers: " + ", ".join(f"{s.name} {s.url} pids {s.pids()}" for s in regs))
+        workers = options.workers or default_workers()
+        print(
+            f"dockyard serve --workers {workers} ({'given' if options.workers else 'its default'}"
+            f"); distribution runs on all {os.cpu_count()} cores"
+        )
         try:
             outcome = asyncio.run(run_all(options, regs, base))
         except Exception:

@@ -6,7 +6,6 @@ is one database transaction.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from dockyard.auth.policy import Role, Scope, Subject
+from dockyard.cli import loop
 from dockyard.config import ConfigError, load_settings
 from dockyard.oci.errors import OciError
 
@@ -59,7 +59,7 @@ def _run(data: Path | None, work: Callable[[Store], Awaitable[T]]) -> T:
             await store.db.close()
 
     try:
-        return asyncio.run(main())
+        return loop.run(main())
     except (AccountError, ValueError, OciError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -8,7 +8,6 @@ OCI image layout folder: `ocidir://PATH[:TAG|@DIGEST]` (regctl) or `oci:PATH[:TA
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import tarfile
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ from typing import Annotated, NoReturn, TypeVar
 import aiohttp
 import typer
 
+from dockyard.cli import loop
 from dockyard.client.hosts import Client
 from dockyard.client.layout import LayoutTarget, parse_layout_reference
 from dockyard.client.registry import RegistryClient
@@ -167,13 +167,13 @@ def run(work: Callable[[Places], Awaitable[T]], context: str | None = None) -> T
 
 
 def run_async(main: Callable[[], Awaitable[T]], context: str | None = None) -> T:
-    """`asyncio.run(main())`, with a failure as one `error: [context: ]…` line (exit 1)."""
+    """`asyncio.run(main())` (on uvloop); a failure is one `error: [context: ]…` line (exit 1)."""
 
     async def guarded() -> T:
         return await main()
 
     try:
-        return asyncio.run(guarded())
+        return loop.run(guarded())
     except typer.Exit:
         raise
     except KeyboardInterrupt:

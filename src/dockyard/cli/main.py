@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from dockyard.cli import admin, artifact, catalog, image, manifest, mirror, registry, sync, tag
+from dockyard.cli import (
+    admin,
+    artifact,
+    catalog,
+    image,
+    loop,
+    manifest,
+    mirror,
+    registry,
+    sync,
+    tag,
+)
 from dockyard.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(help="Dockyard: a hub for hardened container images.", no_args_is_help=True)
@@ -34,7 +44,7 @@ def serve(
     """Serve the registry (/v2), the token endpoint and the hub."""
     settings = _settings(config, data=data, listen=listen, workers=workers)
     from granian import Granian
-    from granian.constants import Interfaces
+    from granian.constants import Interfaces, Loops
 
     from dockyard import app as composition
 
@@ -45,7 +55,7 @@ def serve(
         finally:
             await store.db.close()
 
-    asyncio.run(bootstrap())
+    loop.run(bootstrap())
     # the workers read the same settings from the environment
     os.environ.update(_as_environment(settings, config))
     typer.echo(f"Dockyard listening on http://{settings.listen}", err=True)
@@ -58,6 +68,7 @@ def serve(
         workers=settings.workers,
         log_enabled=True,
         backlog=2048,
+        loop=Loops.uvloop if loop.HAVE_UVLOOP else Loops.asyncio,
     ).serve()
 
 
@@ -78,7 +89,7 @@ def worker(
     from dockyard import app as composition
 
     typer.echo("Dockyard worker running; stop it with SIGTERM or Ctrl-C", err=True)
-    asyncio.run(composition.run_worker(settings))
+    loop.run(composition.run_worker(settings))
 
 
 def _settings(config: Path | None, **flags: object) -> Settings:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
+from dockyard.cli import loop
 from dockyard.client.registry import RegistryClient
 from dockyard.config import ConfigError
 from dockyard.copy.sync import Syncer
@@ -118,7 +119,7 @@ def server(
 
     async def work(syncer: Syncer) -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
 
         def stopping(signum: int) -> None:
             if not stop.is_set():
@@ -126,13 +127,13 @@ def server(
             stop.set()
 
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping, signum)
+            running.add_signal_handler(signum, stopping, signum)
         try:
             _say(f"sync server started with {settings.path}")
             await serve(syncer, stop, on_report=report_run, log=_say)
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(signum)
+                running.remove_signal_handler(signum)
         _say("sync server stopped")
 
     _run(settings, work, progress=progress)
@@ -176,7 +177,7 @@ def _run(config: SyncConfig, work: Callable[[Syncer], Awaitable[T]], *, progress
             await syncer.close()
 
     try:
-        return asyncio.run(main())
+        return loop.run(main())
     except KeyboardInterrupt:
         _say("interrupted")
         raise typer.Exit(EXIT_INTERRUPTED) from None
