@@ -53,6 +53,7 @@ class Options:
     tmpdir: Path | None
     quiet_wait: float
     dockyard_env: dict[str, str]
+    pull_rounds: int = 3
 
 
 def _fmt(value: float) -> str:
