@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from dockyard.client.referrers import LIST_AFTER
 from dockyard.client.settings import Credential
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Descriptor
@@ -405,3 +406,37 @@ async def test_a_failed_chunk_resumes_from_the_registry_range(
     assert pulled == layer.data
     statuses = [method for method, path, _ in proxy.seen if "/blobs/uploads/" in path]
     assert statuses.count("GET") == 2  # one status query per failed PATCH
+
+
+@bounded
+async def test_many_fallback_lookups_cost_one_tag_listing(
+    proxy: FaultProxy, via_proxy: Peer
+) -> None:
+    """Without the referrers API, a sync asks for the referrers of every image; after a few
+    lookups one tag listing answers for the subjects that have no fallback tag."""
+    repo = via_proxy.ref("client/bulk:v1")
+    image, artifacts = await push_referrers(via_proxy, repo)
+    plain = [build_image({"plain": str(n)}) for n in range(3 * LIST_AFTER)]
+    for n, other in enumerate(plain):
+        await push(via_proxy, via_proxy.ref(f"client/bulk:plain{n}"), other)
+    proxy.seen.clear()
+
+    def pinned(digest: str) -> Reference:
+        return Reference(repo.registry, repo.repository, None, Digest.parse(digest))
+
+    for other in plain:
+        assert await via_proxy.registry.referrers(pinned(other.digest)) == []
+    found = await via_proxy.registry.referrers(pinned(image.digest))
+    assert [str(d.digest) for d in found] == [a.digest for a in artifacts]
+    fallback_gets = [p for m, p, _ in proxy.seen if m == "GET" and "/manifests/sha256-" in p]
+    listings = [p for m, p, _ in proxy.seen if m == "GET" and p.endswith("/tags/list")]
+    # the first LIST_AFTER - 1 lookups ask directly; then one listing; the subject that has a
+    # fallback tag is the only one fetched after it
+    assert len(listings) == 1
+    assert len(fallback_gets) == LIST_AFTER - 1 + 1
+
+    # a fallback index written meanwhile is seen through the same listing
+    late = build_artifact(plain[0].descriptor(), "application/spdx+json", b'{"late":1}')
+    await push(via_proxy, pinned(late.digest), late)
+    found = await via_proxy.registry.referrers(pinned(plain[0].digest))
+    assert [str(d.digest) for d in found] == [late.digest]

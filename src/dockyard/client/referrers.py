@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,16 +18,22 @@ from dockyard.client.responses import read_body
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
-from dockyard.oci.errors import ManifestInvalid, OciError
+from dockyard.oci.errors import ManifestInvalid, NameUnknown, OciError
 from dockyard.oci.manifest import MAX_MANIFEST_SIZE, Manifest, parse_manifest
 from dockyard.oci.reference import Reference
-from dockyard.oci.referrers import fallback_tag
+from dockyard.oci.referrers import fallback_tag, is_fallback_tag
 
 if TYPE_CHECKING:
     from dockyard.client.registry import RegistryClient
 
 FILTERS_APPLIED = "OCI-Filters-Applied"
 MAX_PAGES = 1000
+# Without the referrers API each subject costs a GET of its fallback tag, mostly answered 404
+# (a sync asks for every image, platform and referrer). From the LIST_AFTER-th lookup in one
+# repository on, one tag listing, reused for FALLBACK_TAGS_SECONDS, answers "no fallback tag"
+# without a request; a few lookups in a large repository never pay for a listing.
+LIST_AFTER = 8
+FALLBACK_TAGS_SECONDS = 30.0
 
 
 class Referrers:
@@ -37,6 +44,10 @@ class Referrers:
         self.registry = registry
         self.api: dict[tuple[str, str], bool] = {}
         self._locks: dict[tuple[str, str, Digest], asyncio.Lock] = {}
+        self._lookups: dict[tuple[str, str], int] = {}
+        # repository → (until when, its fallback tags; None when the tags cannot be listed)
+        self._tags: dict[tuple[str, str], tuple[float, set[str] | None]] = {}
+        self._listing: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def lookup(
         self, ref: Reference, subject: Digest, artifact_type: str | None = None
@@ -83,8 +94,29 @@ class Referrers:
         return found if filtered else _filtered(found, artifact_type)
 
     async def _by_tag(self, ref: Reference, subject: Digest) -> list[Descriptor]:
+        tags = await self._fallback_tags(ref)
+        if tags is not None and fallback_tag(subject) not in tags:
+            return []
         index = await self._fallback_index(ref, subject)
         return list(index.children) if index is not None else []
+
+    async def _fallback_tags(self, ref: Reference) -> set[str] | None:
+        """The repository's fallback tags as listed less than FALLBACK_TAGS_SECONDS ago; None
+        (ask per subject) for its first lookups, or when its tags cannot be listed."""
+        key = (ref.registry, ref.repository)
+        self._lookups[key] = self._lookups.get(key, 0) + 1
+        if self._lookups[key] < LIST_AFTER:
+            return None
+        async with self._listing.setdefault(key, asyncio.Lock()):  # one listing at a time
+            until, tags = self._tags.get(key, (0.0, None))
+            if until > time.monotonic():
+                return tags
+            try:
+                tags = {t for t in await self.registry.tag_list(ref) if is_fallback_tag(t)}
+            except OciError as err:
+                tags = set() if isinstance(err, NameUnknown) else None
+            self._tags[key] = (time.monotonic() + FALLBACK_TAGS_SECONDS, tags)
+            return tags
 
     async def _fallback_index(self, ref: Reference, subject: Digest) -> Manifest | None:
         try:
@@ -124,6 +156,9 @@ class Referrers:
             await self.registry.manifest_put(
                 ref.with_tag(fallback_tag(subject)), index, update_referrers=False
             )
+            listed = self._tags.get((ref.registry, ref.repository), (0.0, None))[1]
+            if listed is not None:
+                listed.add(fallback_tag(subject))
             return index.descriptor()
 
 
