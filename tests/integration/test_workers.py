@@ -74,11 +74,16 @@ async def _tag_digests(server: DockyardServer, auth: dict[str, str], path: str) 
     return seen
 
 
+@pytest.fixture
+def two_workers(dockyard_server_factory: DockyardServerFactory) -> DockyardServer:
+    return dockyard_server_factory(args=["--workers", "2"])
+
+
 @pytest.mark.peers
 async def test_writes_on_one_worker_are_read_back_from_every_worker(
-    dockyard_server_factory: DockyardServerFactory,
+    two_workers: DockyardServer,
 ) -> None:
-    server = dockyard_server_factory(args=["--workers", "2"])
+    server = two_workers
     admin = _basic("admin", server.admin_password)
     first = await _push(server, admin, "admin/app", "v1", "first")
     assert await _tag_digests(server, admin, "/v2/admin/app/manifests/v1") == {first: ROUNDS}
@@ -93,10 +98,8 @@ async def test_writes_on_one_worker_are_read_back_from_every_worker(
 
 
 @pytest.mark.peers
-async def test_a_revoked_token_is_refused_by_every_worker(
-    dockyard_server_factory: DockyardServerFactory,
-) -> None:
-    server = dockyard_server_factory(args=["--workers", "2"])
+async def test_a_revoked_token_is_refused_by_every_worker(two_workers: DockyardServer) -> None:
+    server = two_workers
     admin = _basic("admin", server.admin_password)
     digest = await _push(server, admin, "admin/app", "v1", "token")
     status, _, body = await _request(
