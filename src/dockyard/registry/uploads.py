@@ -56,7 +56,10 @@ class Uploads:
                     f"send the chunk that starts at {current}",
                     headers=_range(current),
                 )
-            return await uploads.append(upload, body, length)
+            try:
+                return await uploads.append(upload, body, length)
+            except FileNotFoundError:  # expired or cancelled since
+                raise self._unknown(repository, upload) from None
 
     async def complete(
         self,
@@ -73,9 +76,15 @@ class Uploads:
         uploads = self.store.uploads
         upload = self._ref(repository, upload_id)
         async with uploads.lock(upload):
-            await self._held(repository, upload)
+            if body is None:
+                size = await self._held(repository, upload)
+            else:
+                try:
+                    size = await uploads.append(upload, body, length)
+                except FileNotFoundError:
+                    raise self._unknown(repository, upload) from None
             try:
-                size = await self._verified_size(upload, digest, body, length)
+                await self._verify(upload, digest, size)
                 await self._publish(repository, upload, digest, size)
             except FileNotFoundError:
                 # the session expired while this request was in flight
@@ -85,27 +94,15 @@ class Uploads:
             await uploads.discard(upload)
         return size
 
-    async def _verified_size(
-        self,
-        upload: UploadRef,
-        digest: Digest,
-        body: AsyncIterator[bytes] | None,
-        length: int | None,
-    ) -> int:
+    async def _verify(self, upload: UploadRef, digest: Digest, size: int) -> None:
         uploads = self.store.uploads
-        if body is not None:
-            await uploads.append(upload, body, length)
-        size = await uploads.size(upload)
-        if size is None:
-            raise FileNotFoundError(upload.upload_id)
-        actual = await uploads.digest(upload, digest.algorithm)
+        actual = await uploads.digest(upload, digest.algorithm, size)
         if actual != digest:
             await uploads.discard(upload)
             raise DigestInvalid(
                 f"uploaded content has digest {actual}, not the {digest} given",
                 {"expected": str(digest), "actual": str(actual)},
             )
-        return size
 
     async def _publish(
         self, repository: RepositoryRow, upload: UploadRef, digest: Digest, size: int
@@ -137,11 +134,15 @@ class Uploads:
         """The session's size; `BlobUploadUnknown` when it is not in progress in `repository`."""
         size = await self.store.uploads.size(upload)
         if size is None:
-            raise BlobUploadUnknown(
-                f"upload {upload.upload_id} is not in progress in {repository.name!r} (it may "
-                "have completed, been cancelled or expired); start a new upload"
-            )
+            raise self._unknown(repository, upload)
         return size
+
+    @staticmethod
+    def _unknown(repository: RepositoryRow, upload: UploadRef) -> BlobUploadUnknown:
+        return BlobUploadUnknown(
+            f"upload {upload.upload_id} is not in progress in {repository.name!r} (it may "
+            "have completed, been cancelled or expired); start a new upload"
+        )
 
 
 def _range(size: int) -> dict[str, str]:

@@ -53,12 +53,13 @@ class UploadStore:
     async def append(
         self, upload: UploadRef, body: AsyncIterator[bytes], expected_length: int | None = None
     ) -> int:
-        """Append a request body; return the upload's new size.
+        """Append a request body to a session that exists; return the upload's new size.
 
-        Raises `SizeInvalid` when the body is not `expected_length` bytes long (what was received
-        stays appended: the client may ask for the offset and resume).
+        Raises `FileNotFoundError` when there is no such session, and `SizeInvalid` when the
+        body is not `expected_length` bytes long (what was received stays appended: the client
+        may ask for the offset and resume).
         """
-        appender = await self.driver.open_append(paths.upload_key(upload))
+        appender = await self.driver.open_append(paths.upload_key(upload), create=False)
         running = self._running.get(upload)
         if running is not None and running.offset != appender.size:
             running = None  # another process appended: re-hash when it completes
@@ -78,10 +79,12 @@ class UploadStore:
             )
         return appender.size
 
-    async def digest(self, upload: UploadRef, algorithm: str) -> Digest:
-        """The digest of everything uploaded so far (from the running hash when it is current)."""
+    async def digest(self, upload: UploadRef, algorithm: str, size: int | None = None) -> Digest:
+        """The digest of everything uploaded so far (from the running hash when it is current);
+        `size` is the upload's, when the caller has just learnt it."""
         running = self._running.get(upload)
-        size = await self.size(upload)
+        if size is None:
+            size = await self.size(upload)
         if algorithm == "sha256" and running is not None and running.offset == size:
             return Digest(algorithm, running.hasher.copy().hexdigest())
         hasher = hashlib.new(algorithm)
@@ -118,9 +121,7 @@ async def _pump(
     pending: asyncio.Task[None] | None = None
 
     async def flush(data: bytearray) -> None:
-        if hasher is not None:
-            await asyncio.to_thread(hasher.update, data)
-        await appender.write(data)
+        await appender.write(data, hasher)
 
     try:
         async for chunk in body:

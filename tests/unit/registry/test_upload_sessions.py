@@ -4,10 +4,12 @@ session belongs to the repository it was started in."""
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
 
+from dockyard.registry.gc import expire_uploads
 from support.inprocess import InProcess, running_app
 
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -71,3 +73,23 @@ async def test_a_session_is_unknown_in_any_other_repository(sqlite_app: InProces
             assert "'owner/b'" in body["errors"][0]["message"]
     async with app.client.get(location, headers=app.admin) as resp:
         assert resp.status == 204  # untouched in its own repository
+
+
+async def test_an_expired_session_is_not_brought_back_by_its_chunks(sqlite_app: InProcess) -> None:
+    app = sqlite_app
+    location = await _start(app, "owner/late")
+    store = app.state.registry.store
+    assert await expire_uploads(store, time.time() + 1) == 1
+    blob = b"arrives too late"
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    requests = (
+        ("PATCH", {}),
+        ("PUT", {"digest": digest}),
+    )
+    for method, params in requests:
+        async with app.client.request(
+            method, location, params=params, data=blob, headers={**app.admin, **OCTET}
+        ) as resp:
+            assert resp.status == 404, method
+            assert (await resp.json())["errors"][0]["code"] == "BLOB_UPLOAD_UNKNOWN"
+    assert [upload async for upload, _ in store.uploads.sessions()] == []

@@ -6,13 +6,20 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 
+class Hasher(Protocol):
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
+
+
 class Appender(Protocol):
     """An open object that grows at its end; `write` runs off the event loop."""
 
     @property
     def size(self) -> int: ...
 
-    async def write(self, data: bytes | bytearray | memoryview) -> None: ...
+    async def write(
+        self, data: bytes | bytearray | memoryview, hasher: Hasher | None = None
+    ) -> None:
+        """Append `data`, first feeding it to `hasher` (in the same worker thread)."""
 
     async def sync(self) -> None:
         """Make every byte written so far durable."""
@@ -35,8 +42,8 @@ class StorageDriver(Protocol):
     async def read_all(self, key: str) -> bytes:
         """A small object's bytes (never used for layers)."""
 
-    async def open_append(self, key: str) -> Appender:
-        """Open `key` for appending, creating it empty if missing."""
+    async def open_append(self, key: str, create: bool = True) -> Appender:
+        """Open `key` for appending, creating it empty if missing (else `FileNotFoundError`)."""
 
     async def place(self, src: str, dst: str) -> bool:
         """Durably give `dst` the bytes of `src`, which stays; False when `dst` already exists."""

@@ -8,6 +8,8 @@ import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from dockyard.storage.driver.base import Hasher
+
 READ_CHUNK = 1024 * 1024
 
 
@@ -22,11 +24,15 @@ class FileAppender:
     def size(self) -> int:
         return self._size
 
-    async def write(self, data: bytes | bytearray | memoryview) -> None:
-        await asyncio.to_thread(self._write_all, data)
+    async def write(
+        self, data: bytes | bytearray | memoryview, hasher: Hasher | None = None
+    ) -> None:
+        await asyncio.to_thread(self._write_all, data, hasher)
         self._size += len(data)
 
-    def _write_all(self, data: bytes | bytearray | memoryview) -> None:
+    def _write_all(self, data: bytes | bytearray | memoryview, hasher: Hasher | None) -> None:
+        if hasher is not None:
+            hasher.update(data)  # releases the GIL, as the writes do
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -81,10 +87,13 @@ class FilesystemDriver:
     async def read_all(self, key: str) -> bytes:
         return await asyncio.to_thread(self._path(key).read_bytes)
 
-    async def open_append(self, key: str) -> FileAppender:
+    async def open_append(self, key: str, create: bool = True) -> FileAppender:
         path = self._path(key)
 
         def _open() -> FileAppender:
+            if not create:
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+                return FileAppender(fd, os.fstat(fd).st_size)
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             return FileAppender(fd, os.fstat(fd).st_size)
