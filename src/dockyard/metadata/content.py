@@ -18,9 +18,10 @@ async def link_blob(
     await db.lock(conn, f"blob:{digest}")
     now = time.time()
     await conn.execute(
-        db.insert_ignore(blobs).values(digest=digest, size=size, created_at=now, last_linked_at=now)
+        db.upsert(blobs, blobs.c.digest, last_linked_at=now).values(
+            digest=digest, size=size, created_at=now, last_linked_at=now
+        )
     )
-    await conn.execute(update(blobs).where(blobs.c.digest == digest).values(last_linked_at=now))
     await conn.execute(
         db.insert_ignore(repository_blobs).values(
             repository_id=repository_id, digest=digest, last_used_at=now

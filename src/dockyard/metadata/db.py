@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, event, text
+from sqlalchemy import Column, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -54,6 +54,12 @@ class Database:
         if self.is_sqlite:
             return sqlite.insert(table).on_conflict_do_nothing()
         return postgresql.insert(table).on_conflict_do_nothing()
+
+    def upsert(self, table: Table, key: Column[Any], **changes: Any) -> Insert:
+        """INSERT that, when a row with the same `key` exists, sets `changes` on it instead."""
+        if self.is_sqlite:
+            return sqlite.insert(table).on_conflict_do_update(index_elements=[key], set_=changes)
+        return postgresql.insert(table).on_conflict_do_update(index_elements=[key], set_=changes)
 
     async def lock(self, conn: AsyncConnection, key: str) -> None:
         """Hold a named lock until the transaction ends.
