@@ -213,12 +213,13 @@ def notes(outcome: Outcome, options: Options) -> str:
             if not single.get("distribution")
             else "(both support it)"
         ),
-        "pull = GET of the blobs just pushed (served from the page cache), read and discarded.",
+        "pull = GET of the blobs just pushed (served from the page cache), read and discarded; "
+        f"{options.pull_rounds} rounds per server, the order alternating, median reported.",
         f"manifest: by tag, {options.connections} keep-alive connections, "
         f"{options.wrk_seconds:g} s each; HEAD runs under ab because wrk 4.1 waits for a body "
         "after a HEAD response. Dockyard gets an Authorization: Basic header on every request, "
         "distribution runs without auth.",
-        f"dockyard serve --workers {options.workers or 'default (1)'}"
+        f"dockyard serve --workers {options.workers or 'default (one per core, at most 4)'}"
         + (f", environment {options.dockyard_env}; " if options.dockyard_env else "; ")
         + f"machine: {os.cpu_count()} cores shared by both servers, the aiohttp client and wrk/ab; "
         "MB = 10^6 bytes; peak RSS sums the server's whole process tree, sampled every 50 ms.",
