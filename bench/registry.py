@@ -36,6 +36,7 @@ from servers import Server, sampling
 from dockyard.config import default_workers
 
 FULL_SIZES = (1, 64, 512)
+PULL_SECONDS = 2.0  # each pull round repeats whole passes over the pushed blobs this long
 QUICK_SIZES = (1, 8, 64)
 
 
@@ -181,7 +182,9 @@ async def _pull_rounds(
             await _settle(options)
             name = f"pull-{size // MiB}MiB-x{clients}-{round_number + 1}"
             with _maybe_profile(options, server, name), sampling(server) as usage:
-                transfer = await load.pull_phase(sessions[server.name], pushed[server.name])
+                transfer = await load.pull_phase(
+                    sessions[server.name], pushed[server.name], PULL_SECONDS
+                )
             print(
                 f"  {'pull':9s} {label:14s} {server.name:12s} "
                 f"{transfer.mb_per_s:8.0f} MB/s  peak RSS {usage.peak_rss / MiB:.0f} MiB"
