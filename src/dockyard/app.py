@@ -49,9 +49,14 @@ def open_store(settings: Settings) -> Store:
     embedded = f"sqlite+aiosqlite:///{settings.data.resolve() / 'dockyard.db'}"
     db = Database(settings.database_url or embedded)
     driver = FilesystemDriver(settings.data / "storage")
-    generation = Generation(settings.data / "run" / "cache-generation")
+    stamps = settings.data / "run"
     return Store(
-        db, BlobStore(driver), UploadStore(driver), settings.metadata_cache_seconds, generation
+        db,
+        BlobStore(driver),
+        UploadStore(driver),
+        settings.metadata_cache_seconds,
+        Generation(stamps / "cache-generation"),
+        Generation(stamps / "accounts-generation"),
     )
 
 
@@ -61,7 +66,7 @@ async def prepare(store: Store) -> None:
 
 
 def build_accounts(store: Store, settings: Settings) -> Accounts:
-    return Accounts(store.db, settings.basic_cache_seconds, store.generation)
+    return Accounts(store.db, store.accounts_generation, settings.basic_cache_seconds)
 
 
 async def build_state(
@@ -211,7 +216,12 @@ def from_environment() -> Starlette:
 
     config = os.environ.get("DOCKYARD_SERVER_CONFIG")
     settings = load_settings(Path(config) if config else None)
+    configure_logging(settings)
+    return create_app(settings)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log lines with time, level and logger, at `settings.log_level`."""
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return create_app(settings)

@@ -51,13 +51,11 @@ class Accounts:
     client sending Basic credentials on every request pays for argon2 once, not per request.
     """
 
-    def __init__(
-        self, db: Database, cache_ttl: float = 60.0, generation: Generation | None = None
-    ) -> None:
+    def __init__(self, db: Database, generation: Generation, cache_ttl: float = 60.0) -> None:
         self.db = db
         self.cache_ttl = cache_ttl
         # account changes made by any worker of this host void every worker's cache at once
-        self.generation = generation or Generation()
+        self.generation = generation
         self._cache: dict[str, _Cached] = {}
         self._inflight: dict[str, asyncio.Future[tuple[Subject | None, int]]] = {}
         # argon2 takes ~64 MiB and ~0.1 s a check: two at a time, away from the I/O threads

@@ -68,7 +68,7 @@ def _run(data: Path | None, work: Callable[[Store], Awaitable[T]]) -> T:
 def _accounts(store: Store) -> Accounts:
     from dockyard.auth.accounts import Accounts
 
-    return Accounts(store.db)
+    return Accounts(store.db, store.accounts_generation)  # its changes reach the servers
 
 
 def _read_password(from_stdin: bool) -> str | None:

@@ -25,7 +25,7 @@ class Blobs:
         self._sizes: ReadCache[int] = store_cache(store)
 
     def forget_cached(self) -> None:
-        self._sizes.clear()
+        self._sizes.invalidate()
 
     async def stat(self, repository: RepositoryRow | None, digest: Digest) -> BlobInfo:
         """The blob if it is visible in the repository, else `BlobUnknown`."""
@@ -62,7 +62,7 @@ class Blobs:
         """Remove the blob from the repository (its bytes go at the next garbage collection)."""
         async with self.store.db.write() as conn:
             unlinked = await content.unlink_blob(conn, repository.id, str(digest))
-        self._sizes.forget((repository.id, str(digest)))
+        self._sizes.invalidate()
         if not unlinked:
             raise BlobUnknown(
                 f"blob {digest} is not known to this repository", {"digest": str(digest)}

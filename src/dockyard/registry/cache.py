@@ -1,7 +1,7 @@
 """A short-lived read cache for the hottest metadata (repository rows, tags, manifests).
 
 Writes made on this host invalidate entries at once, in every worker process: a write calls
-`forget`/`clear` after its commit, which bumps the host's shared `Generation`, and an entry
+`invalidate` after its commit, which bumps the host's shared `Generation`, and an entry
 loaded before that bump is no longer used. So a client always reads its own writes, whichever
 worker answers. Writes made by a node on another host are seen within `ttl` seconds: the
 price of serving hot tags without a database round trip per request.
@@ -69,19 +69,9 @@ class ReadCache(Generic[V]):
         while len(self._entries) > self.size:
             self._entries.popitem(last=False)
 
-    def forget(self, key: Hashable) -> None:
-        """After a committed write: drop `key` here and every worker's cached entries."""
-        self._entries.pop(key, None)
-        self.generation.bump()
-
-    def forget_where(self, prefix: tuple[Hashable, ...]) -> None:
-        """Drop every entry whose (tuple) key starts with `prefix` (and bump, as `forget`)."""
-        n = len(prefix)
-        for key in [k for k in self._entries if isinstance(k, tuple) and k[:n] == prefix]:
-            del self._entries[key]
-        self.generation.bump()
-
-    def clear(self) -> None:
+    def invalidate(self) -> None:
+        """After a committed write: void every entry of every cache of this host's workers
+        (entries are not dropped one by one: the shared stamp voids them all anyway)."""
         self._entries.clear()
         self.generation.bump()
 

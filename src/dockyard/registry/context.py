@@ -16,4 +16,7 @@ class Store:
     blobs: BlobStore
     uploads: UploadStore
     cache_seconds: float = 1.0  # how long other hosts' writes may go unseen (registry/cache.py)
-    generation: Generation = field(default_factory=Generation)  # shared by this host's workers
+    # shared by this host's workers: one stamp for content, one for accounts, so that a push
+    # does not void every worker's verified credentials (each costs an argon2 check to redo)
+    generation: Generation = field(default_factory=Generation)
+    accounts_generation: Generation = field(default_factory=Generation)

@@ -55,7 +55,7 @@ class Manifests:
         self._cache: ReadCache[ManifestRow] = store_cache(store, 1024)
 
     def forget_cached(self) -> None:
-        self._cache.clear()
+        self._cache.invalidate()
 
     async def get(
         self, repository: RepositoryRow, reference: str, accept: frozenset[str] | None = None
@@ -164,7 +164,7 @@ class Manifests:
                         pusher or "anonymous",
                     )
         if tag is not None:  # after the commit, so no reader re-caches the old value
-            self._cache.forget(("tag", repository.id, tag))
+            self._cache.invalidate()
         return Pushed(manifest, tag, previous, created)
 
     async def _check_references(
@@ -201,8 +201,7 @@ class Manifests:
         try:
             await self._delete(repository, reference)
         finally:  # after the commit, so no reader re-caches what was deleted
-            self._cache.forget_where(("tag", repository.id))
-            self._cache.forget(("digest", repository.id, reference))
+            self._cache.invalidate()
 
     async def _delete(self, repository: RepositoryRow, reference: str) -> None:
         async with self.store.db.write() as conn:

@@ -60,8 +60,8 @@ class ProxyRoutes:
         self._local_namespaces: ReadCache[bool] = store_cache(store)
 
     def forget_cached(self) -> None:
-        self._caches.clear()
-        self._local_namespaces.clear()
+        self._caches.invalidate()
+        self._local_namespaces.invalidate()
 
     def match(self, name: str) -> Route | None:
         """The upstream `name` maps to by configuration alone (see `pull_route`)."""

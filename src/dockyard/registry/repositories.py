@@ -46,7 +46,7 @@ class Repositories:
         self._cache: ReadCache[RepositoryRow] = store_cache(store)
 
     def forget_cached(self) -> None:
-        self._cache.clear()
+        self._cache.invalidate()
 
     async def get(self, name: str) -> RepositoryRow | None:
         async def load() -> RepositoryRow | None:
@@ -105,7 +105,7 @@ class Repositories:
                 raise NameUnknown(f"repository {name!r} is not known to this registry")
             await rows.update_settings(conn, repository.id, visibility, immutable_tags)
             updated = await rows.by_name(conn, name)
-        self._cache.forget(name)  # after the commit, so no reader re-caches the old settings
+        self._cache.invalidate()  # after the commit, so no reader re-caches the old settings
         assert updated is not None
         return updated
 
@@ -170,4 +170,4 @@ class Repositories:
             # a manifest push or link pruning in flight holds this lock; wait for it
             await rows.lock(conn, repository.id)
             await rows.delete_repository(conn, repository.id)
-        self._cache.forget(name)
+        self._cache.invalidate()

@@ -33,13 +33,12 @@ def test_least_recently_written_entries_go_first() -> None:
     assert (cache.get("a"), cache.get("b"), cache.get("c")) == (None, 2, 3)
 
 
-def test_zero_ttl_caches_nothing_and_prefixes_forget() -> None:
+def test_zero_ttl_caches_nothing_and_a_write_voids_every_entry() -> None:
     assert ReadCache[int](ttl=0).get("a") is None
     cache: ReadCache[int] = ReadCache(ttl=60)
     cache.put(("tag", 1, "a"), 1)
     cache.put(("tag", 2, "a"), 2)
-    cache.forget_where(("tag", 1))
-    assert ("tag", 1, "a") not in cache._entries
+    cache.invalidate()
     # a write voids every entry of the host, the others included: they are loaded again
     assert (cache.get(("tag", 1, "a")), cache.get(("tag", 2, "a"))) == (None, None)
 
@@ -93,7 +92,7 @@ def test_a_write_by_another_worker_voids_this_workers_entries(tmp_path: Path) ->
     two = ReadCache[str](ttl=60, generation=Generation(tmp_path / "stamp"))
     one.put("tag", "old")
     two.put("tag", "old")
-    two.forget("tag")  # worker two moved the tag and committed
+    two.invalidate()  # worker two moved the tag and committed
     assert one.get("tag") is None
     one.put("other", "kept")
     assert one.get("other") == "kept"  # loaded after the write: valid
@@ -126,3 +125,26 @@ def test_the_stamp_file_survives_and_is_shared(tmp_path: Path) -> None:
     assert first.current() == second.current()
     first.close()
     second.close()
+
+
+async def test_a_push_keeps_verified_credentials_an_account_change_does_not(
+    sqlite_app: InProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = sqlite_app
+    accounts = app.state.accounts
+    await app.push_image("admin/keep", "v1")  # the admin's Basic credentials are verified
+    checks = 0
+    check = accounts._check
+
+    async def counted(username: str, secret: str) -> Subject | None:
+        nonlocal checks
+        checks += 1
+        return await check(username, secret)
+
+    monkeypatch.setattr(accounts, "_check", counted)
+    await app.push_image("admin/keep", "v1", layers=[b"moved"])  # voids the content caches
+    assert (await _digest_of(app, "/v2/admin/keep/manifests/v1"))[0] == 200
+    assert checks == 0  # no argon2 again after a push
+    await accounts.create_org("keepers", "admin")  # an account change voids credentials
+    assert (await _digest_of(app, "/v2/admin/keep/manifests/v1"))[0] == 200
+    assert checks == 1

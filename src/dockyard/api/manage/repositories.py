@@ -144,6 +144,5 @@ async def update_repository(
 )
 async def delete_repository(name: RepositoryName, subject: SignedIn, edge: Edge) -> Response:
     """Delete a repository with its tags and manifests (owners and site admins)."""
-    await edge.registry.repositories.delete(subject, name)
-    edge.registry.forget_cached()  # a new repository may reuse its id (SQLite)
+    await edge.registry.repositories.delete(subject, name)  # voids every cache of this host
     return Response(status_code=204)
