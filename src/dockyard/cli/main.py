@@ -80,13 +80,11 @@ def worker(
 ) -> None:
     """Run background jobs (mirror syncs, webhook deliveries) without serving HTTP; any
     number of workers and servers may share one database, and never run the same job twice."""
-    import logging
 
     settings = _settings(config, data=data, worker_concurrency=concurrency)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     from dockyard import app as composition
+
+    composition.configure_logging(settings)
 
     typer.echo("Dockyard worker running; stop it with SIGTERM or Ctrl-C", err=True)
     loop.run(composition.run_worker(settings))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
@@ -72,8 +71,6 @@ def cell(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, float) and value > 1e9:  # a time stamp
-        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
     if isinstance(value, list):
         return ", ".join(cell(v) for v in value)
     return str(value)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import hashlib
 import re
 import secrets
 import time
@@ -21,6 +20,7 @@ from collections.abc import Sequence
 import aiohttp
 
 from dockyard.auth.policy import Subject
+from dockyard.auth.secrets import token_hash
 from dockyard.client.hosts import SessionFactory
 from dockyard.client.registry import RegistryClient
 from dockyard.client.settings import TLSMode
@@ -57,10 +57,6 @@ def eol_by_annotation(annotations: dict[str, str], today: datetime.date | None =
     except ValueError:
         return False
     return date <= (today or datetime.date.today())
-
-
-def hook_token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _require_admin(subject: Subject) -> None:
@@ -104,7 +100,7 @@ class Catalog:
                 raise Conflict(f"the catalog already has an entry named {name!r}")
             entry = await rows.insert_entry(
                 conn,
-                hook_token_hash(token),
+                token_hash(token),
                 name=name,
                 kind=kind,
                 description=description,
@@ -153,7 +149,7 @@ class Catalog:
 
     async def entry_for_hook(self, token: str) -> EntryRow:
         async with self.db.read() as conn:
-            entry = await rows.by_hook_token(conn, hook_token_hash(token))
+            entry = await rows.by_hook_token(conn, token_hash(token))
         if entry is None:
             raise NotFound("no catalog entry is notified at this URL")
         return entry

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import secrets
 import time
 import uuid
@@ -22,6 +21,7 @@ import aiohttp
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.auth.secrets import token_hash
 from dockyard.config import Settings
 from dockyard.hub import payloads
 from dockyard.hub.errors import Conflict, Invalid, NotFound
@@ -227,7 +227,7 @@ class Webhooks:
             event.id,
             str(uuid.uuid4()),
             payloads.encode(payload),
-            _token_hash(token),
+            token_hash(token),
             self._clock(),
         )
         await self._enqueue(conn, delivery_id)
@@ -368,7 +368,7 @@ class Webhooks:
         async with self.db.write() as conn:
             delivery_id = await sql.record_callback(
                 conn,
-                _token_hash(token),
+                token_hash(token),
                 state=state,
                 description=description,
                 context=context,
@@ -386,10 +386,6 @@ async def _owned(conn: AsyncConnection, repository_id: int, webhook_id: int) -> 
     if row is None or row.repository_id != repository_id:
         raise WebhookNotFound(f"this repository has no webhook {webhook_id}")
     return row
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _check_name(name: str) -> str:

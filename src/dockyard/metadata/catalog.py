@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.metadata.db import inserted_id
@@ -97,12 +97,6 @@ async def entries_after(conn: AsyncConnection, last: str | None, limit: int) -> 
     if last is not None:
         query = query.where(catalog_entries.c.name > last)
     return [_entry(row) for row in await conn.execute(query)]
-
-
-async def update_entry(conn: AsyncConnection, entry_id: int, **values: Any) -> None:
-    await conn.execute(
-        update(catalog_entries).where(catalog_entries.c.id == entry_id).values(**values)
-    )
 
 
 async def delete_entry(conn: AsyncConnection, entry_id: int) -> None:

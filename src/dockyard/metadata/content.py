@@ -18,7 +18,7 @@ async def link_blob(
     await db.lock(conn, f"blob:{digest}")
     now = time.time()
     await conn.execute(
-        db.upsert(blobs, blobs.c.digest, last_linked_at=now).values(
+        db.upsert(blobs, [blobs.c.digest], last_linked_at=now).values(
             digest=digest, size=size, created_at=now, last_linked_at=now
         )
     )

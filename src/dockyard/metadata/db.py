@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -55,11 +55,13 @@ class Database:
             return sqlite.insert(table).on_conflict_do_nothing()
         return postgresql.insert(table).on_conflict_do_nothing()
 
-    def upsert(self, table: Table, key: Column[Any], **changes: Any) -> Insert:
-        """INSERT that, when a row with the same `key` exists, sets `changes` on it instead."""
+    def upsert(self, table: Table, key: Sequence[Column[Any]], **changes: Any) -> Insert:
+        """INSERT that, when a row with the same `key` (columns of a primary or unique key)
+        exists, sets `changes` on it instead."""
+        keys = list(key)
         if self.is_sqlite:
-            return sqlite.insert(table).on_conflict_do_update(index_elements=[key], set_=changes)
-        return postgresql.insert(table).on_conflict_do_update(index_elements=[key], set_=changes)
+            return sqlite.insert(table).on_conflict_do_update(index_elements=keys, set_=changes)
+        return postgresql.insert(table).on_conflict_do_update(index_elements=keys, set_=changes)
 
     async def lock(self, conn: AsyncConnection, key: str) -> None:
         """Hold a named lock until the transaction ends.

@@ -7,7 +7,7 @@ A repository is marked as a cache by a row whose tag is `CACHE_MARKER`, a string
 
 from __future__ import annotations
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.metadata.db import Database
@@ -31,13 +31,11 @@ async def set_fetched(
     db: Database, conn: AsyncConnection, repository_id: int, tag: str, when: float
 ) -> None:
     """Record that `tag` was fetched or confirmed upstream at `when`."""
+    key = [proxy_tags.c.repository_id, proxy_tags.c.tag]
     await conn.execute(
-        db.insert_ignore(proxy_tags).values(repository_id=repository_id, tag=tag, fetched_at=when)
-    )
-    await conn.execute(
-        update(proxy_tags)
-        .where(and_(proxy_tags.c.repository_id == repository_id, proxy_tags.c.tag == tag))
-        .values(fetched_at=when)
+        db.upsert(proxy_tags, key, fetched_at=when).values(
+            repository_id=repository_id, tag=tag, fetched_at=when
+        )
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.metadata.db import Database
+from dockyard.metadata.db import Database, inserted_id
 from dockyard.metadata.tables import repositories, webhook_deliveries, webhooks
 
 PENDING = "pending"
@@ -196,7 +196,7 @@ async def insert_delivery(
             callback_token_hash=callback_token_hash,
         )
     )
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return inserted_id(result)
 
 
 async def delivery(conn: AsyncConnection, delivery_id: int) -> DeliveryRow | None:

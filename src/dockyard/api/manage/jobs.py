@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from dockyard.api.manage.access import Edge, SignedIn, check, is_site_admin
 from dockyard.api.manage.pagination import Page, Paging, page_of
-from dockyard.api.manage.schema import INT32_MAX, errors, timestamp
+from dockyard.api.manage.schema import INT32_MAX, errors, optional_timestamp, timestamp
 from dockyard.hub.errors import Conflict, NotFound
 from dockyard.metadata.jobs import JobRow
 
@@ -37,9 +37,6 @@ class JobView(BaseModel):
 
 
 def _job(row: JobRow) -> JobView:
-    def at(value: float | None) -> datetime | None:
-        return None if value is None else timestamp(value)
-
     return JobView(
         id=row.id,
         kind=row.kind,
@@ -49,12 +46,12 @@ def _job(row: JobRow) -> JobView:
         max_attempts=row.max_attempts,
         run_after=timestamp(row.run_after),
         lease_owner=row.lease_owner,
-        lease_expires_at=at(row.lease_expires_at),
+        lease_expires_at=optional_timestamp(row.lease_expires_at),
         last_error=row.last_error,
         progress=row.progress,
         created_at=timestamp(row.created_at),
         updated_at=timestamp(row.updated_at),
-        finished_at=at(row.finished_at),
+        finished_at=optional_timestamp(row.finished_at),
     )
 
 

@@ -15,6 +15,7 @@ from dockyard.api.manage.schema import (
     INT32_MAX,
     AccountName,
     errors,
+    optional_timestamp,
     timestamp,
 )
 from dockyard.hub.catalog import ENTRY_NAME
@@ -79,10 +80,6 @@ class Queued(BaseModel):
     job_id: int
 
 
-def _time(value: float | None) -> datetime | None:
-    return None if value is None else timestamp(value)
-
-
 def _mirror(row: MirrorRow) -> Mirror:
     return Mirror(
         id=row.id,
@@ -94,8 +91,8 @@ def _mirror(row: MirrorRow) -> Mirror:
         created_by=row.created_by,
         created_at=timestamp(row.created_at),
         interval_seconds=row.interval_seconds,
-        last_synced_at=_time(row.last_synced_at),
-        next_sync_at=_time(row.next_sync_at),
+        last_synced_at=optional_timestamp(row.last_synced_at),
+        next_sync_at=optional_timestamp(row.next_sync_at),
         tags_total=row.tags_total,
         tags_done=row.tags_done,
         bytes_done=row.bytes_done,
@@ -108,7 +105,7 @@ def _run(row: RunRow) -> SyncRun:
         trigger=row.trigger,
         outcome=row.outcome,
         started_at=timestamp(row.started_at),
-        finished_at=_time(row.finished_at),
+        finished_at=optional_timestamp(row.finished_at),
         tags_added=row.tags_added,
         tags_updated=row.tags_updated,
         tags_unchanged=row.tags_unchanged,

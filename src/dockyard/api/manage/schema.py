@@ -83,3 +83,8 @@ Password = Annotated[str, Field(min_length=8, max_length=256), AfterValidator(_s
 def timestamp(seconds: float) -> datetime:
     """A database time (seconds since the epoch) as an aware UTC datetime."""
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def optional_timestamp(seconds: float | None) -> datetime | None:
+    """`timestamp`, for a time that may not have happened yet."""
+    return None if seconds is None else timestamp(seconds)

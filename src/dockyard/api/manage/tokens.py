@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dockyard.api.manage.access import Edge, SignedIn, check, signed_in_with_password
 from dockyard.api.manage.pagination import Page, Paging, page_of
-from dockyard.api.manage.schema import INT32_MAX, AccountPath, Label, errors, timestamp
+from dockyard.api.manage.schema import (
+    INT32_MAX,
+    AccountPath,
+    Label,
+    errors,
+    optional_timestamp,
+    timestamp,
+)
 from dockyard.auth.policy import Scope, Subject, may_manage
 from dockyard.metadata.accounts import TokenInfo
 
@@ -52,8 +59,8 @@ def _token(info: TokenInfo) -> Token:
         name=info.name,
         scope=Scope(info.scope),
         created_at=timestamp(info.created_at),
-        expires_at=None if info.expires_at is None else timestamp(info.expires_at),
-        last_used_at=None if info.last_used_at is None else timestamp(info.last_used_at),
+        expires_at=optional_timestamp(info.expires_at),
+        last_used_at=optional_timestamp(info.last_used_at),
     )
 
 

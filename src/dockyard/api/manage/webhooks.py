@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dockyard.api.manage.access import Edge, SignedIn, check
 from dockyard.api.manage.pagination import Page, Paging, page_of
 from dockyard.api.manage.repositories import REPOSITORY, RepositoryName
-from dockyard.api.manage.schema import INT32_MAX, Label, errors, timestamp
+from dockyard.api.manage.schema import INT32_MAX, Label, errors, optional_timestamp, timestamp
 from dockyard.auth.policy import Action, Subject, may_manage
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.metadata.webhooks import DeliveryRow, WebhookRow
@@ -110,7 +110,7 @@ def _delivery(row: DeliveryRow) -> Delivery:
         error=row.error,
         duration_ms=row.duration_ms,
         created_at=timestamp(row.created_at),
-        delivered_at=None if row.delivered_at is None else timestamp(row.delivered_at),
+        delivered_at=optional_timestamp(row.delivered_at),
         callback_state=row.callback_state,
         callback_description=row.callback_description,
         callback_context=row.callback_context,
