@@ -159,7 +159,7 @@ async def blob_phases(
                     results.append(_blob_result(metric, server, transfer, usage, size, clients))
                     if metric == "push":
                         pushed[server.name] = transfer.blobs
-            results += await _pull_rounds(options, regs, sessions, pushed, size, clients)
+            results += await _pull_rounds(options, regs, pushed, size, clients)
         del payload
     return results
 
@@ -167,7 +167,6 @@ async def blob_phases(
 async def _pull_rounds(
     options: Options,
     regs: list[Server],
-    sessions: dict[str, aiohttp.ClientSession],
     pushed: dict[str, list[list[load.Blob]]],
     size: int,
     clients: int,
@@ -182,9 +181,7 @@ async def _pull_rounds(
             await _settle(options)
             name = f"pull-{size // MiB}MiB-x{clients}-{round_number + 1}"
             with _maybe_profile(options, server, name), sampling(server) as usage:
-                transfer = await load.pull_phase(
-                    sessions[server.name], pushed[server.name], PULL_SECONDS
-                )
+                transfer = await load.pull_phase(server, pushed[server.name], PULL_SECONDS)
             print(
                 f"  {'pull':9s} {label:14s} {server.name:12s} "
                 f"{transfer.mb_per_s:8.0f} MB/s  peak RSS {usage.peak_rss / MiB:.0f} MiB"

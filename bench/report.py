@@ -213,8 +213,8 @@ def notes(outcome: Outcome, options: Options) -> str:
             if not single.get("distribution")
             else "(both support it)"
         ),
-        "pull = GET of the blobs just pushed (served from the page cache), read and discarded, "
-        "in whole passes for at least 2 s; "
+        "pull = GET of the blobs just pushed (served from the page cache) by one curl process "
+        "per client into /dev/null, in whole passes for at least 2 s; "
         f"{options.pull_rounds} rounds per server, the order alternating, median reported.",
         f"manifest: by tag, {options.connections} keep-alive connections, "
         f"{options.wrk_seconds:g} s each; HEAD runs under ab because wrk 4.1 waits for a body "

@@ -10,6 +10,7 @@ readonly DEPS=(
   "postgresql:pg_ctlcluster"
   "apache2-utils:htpasswd"
   "wrk:wrk"
+  "curl:curl"
   "umoci:umoci"
 )
 
