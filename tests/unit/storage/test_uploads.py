@@ -85,3 +85,53 @@ async def test_discard_removes_data_and_state(store: UploadStore, tmp_path: Path
     assert await store.size(U6) is None
     assert not (tmp_path / paths.upload_folder(U6)).exists()
     assert [upload async for upload, _ in store.sessions()] == []
+
+
+@pytest.mark.parametrize("size", [0, 1, 999, 1000, 1001, 2500, 4000])
+async def test_buffers_are_filled_across_chunk_boundaries(
+    store: UploadStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    monkeypatch.setattr(uploads, "BUFFER_SIZE", 1000)  # chunks of 333 straddle every buffer
+    data = bytes(range(251)) * 20
+    await store.create(U1)
+    assert await store.append(U1, _chunks(data[:size], 333)) == size
+    assert (tmp_path / paths.upload_key(U1)).read_bytes() == data[:size]
+    assert (await store.digest(U1, "sha256")).encoded == hashlib.sha256(data[:size]).hexdigest()
+
+
+async def test_buffers_are_reused_after_an_upload_and_dropped_after_a_failure(
+    store: UploadStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(uploads, "BUFFER_SIZE", 1000)
+    made: list[bytearray] = []
+    take = uploads._Buffers.take
+
+    def counting_take(self: uploads._Buffers) -> bytearray:
+        buffer = take(self)
+        made.append(buffer)
+        return buffer
+
+    monkeypatch.setattr(uploads._Buffers, "take", counting_take)
+    await store.create(U1)
+    await store.append(U1, _chunks(b"a" * 2500, 333))  # fills two buffers
+    await store.append(U1, _chunks(b"b" * 2500, 333))
+    assert len(made) == 4
+    assert len({id(buffer) for buffer in made}) == 2  # the second upload took the same two
+
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"c" * 1500
+        raise ConnectionResetError("client went away")
+
+    with pytest.raises(ConnectionResetError):
+        await store.append(U1, broken())
+    await store.append(U1, _chunks(b"d" * 2500, 333))
+    assert len({id(buffer) for buffer in made[-2:]} & {id(buffer) for buffer in made[:2]}) == 0
+
+
+def test_at_most_the_limit_of_idle_buffers_is_kept() -> None:
+    buffers = uploads._Buffers(limit=2)
+    taken = [buffers.take() for _ in range(3)]
+    for buffer in taken:
+        buffers.give(buffer)
+    again = [buffers.take() for _ in range(3)]
+    assert sum(any(b is t for t in taken) for b in again) == 2
