@@ -217,6 +217,7 @@ def _blob_result(
         max(0.0, usage.machine_busy - usage.cpu - transfer.client_cpu),
         size,
         clients,
+        start_rss=usage.start_rss,
     )
 
 

@@ -256,6 +256,7 @@ class Usage:
     """What a server's process tree (and the whole machine) used during one phase."""
 
     peak_rss: int = 0
+    start_rss: int = 0  # when the phase began: what earlier phases left is not this one's
     cpu: float = 0.0
     machine_busy: float = 0.0
     samples: int = 0
@@ -281,6 +282,7 @@ class TreeSampler:
 
     def __enter__(self) -> Usage:
         self._cpu_start = cpu_seconds(self.server.pids())
+        self.usage.start_rss = rss_bytes(self.server.pids())
         self._busy_start = machine_busy_seconds()
         self._thread.start()
         return self.usage
