@@ -310,6 +310,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path | None]:
     parser.add_argument(
         "--pull-rounds", type=int, default=3, help="pull phases per server (median reported)"
     )
+    parser.add_argument(
+        "--no-blob-sender",
+        action="store_true",
+        help="Dockyard without blob_listen: big blobs sent by granian itself (pathsend)",
+    )
     parser.add_argument("--profile", type=Path, help="py-spy profiles of Dockyard per phase")
     parser.add_argument("--tmpdir", type=Path, help="where the servers' data goes (a real disk)")
     parser.add_argument(
@@ -339,6 +344,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path | None]:
         quiet_wait=args.quiet_wait,
         dockyard_env=dict(item.split("=", 1) for item in args.dockyard_env),
         pull_rounds=max(1, args.pull_rounds),
+        blob_sender=not args.no_blob_sender,
     )
     if any(size < 1 for size in options.sizes) or any(c < 1 for c in options.clients):
         parser.error("sizes and clients must be positive integers")
@@ -371,7 +377,10 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         regs: list[Server] = []
-        dockyard = servers.start_dockyard(base / "dockyard", options.workers, options.dockyard_env)
+        env = dict(options.dockyard_env)
+        if options.blob_sender:
+            env.setdefault("DOCKYARD_BLOB_LISTEN", f"{servers.HOST}:{servers.free_port()}")
+        dockyard = servers.start_dockyard(base / "dockyard", options.workers, env)
         stack.callback(dockyard.stop)
         regs.append(dockyard)
         distribution = servers.start_distribution(base / "distribution")

@@ -55,6 +55,7 @@ class Options:
     quiet_wait: float
     dockyard_env: dict[str, str]
     pull_rounds: int = 3
+    blob_sender: bool = True
 
 
 def _fmt(value: float) -> str:
@@ -229,9 +230,18 @@ def notes(outcome: Outcome, options: Options) -> str:
         f"{options.wrk_seconds:g} s each; HEAD runs under ab because wrk 4.1 waits for a body "
         "after a HEAD response. Dockyard gets an Authorization: Basic header on every request, "
         "distribution runs without auth.",
+        (
+            "Dockyard runs with blob_listen set: GETs of blobs of 8 MiB and more are redirected "
+            "(307, a signed link) to its sendfile listener, as distribution's redirect "
+            "middleware sends clients to storage; curl follows. distribution serves with sendfile "
+            "itself."
+            if options.blob_sender
+            else "Dockyard runs without blob_listen (--no-blob-sender): granian sends every blob."
+        ),
         f"dockyard serve --workers {options.workers or 'default (one per core, at most 4)'}"
         + (f", environment {options.dockyard_env}; " if options.dockyard_env else "; ")
-        + f"machine: {os.cpu_count()} cores shared by both servers, the aiohttp client and wrk/ab; "
+        + f"machine: {os.cpu_count()} cores shared by both servers, the aiohttp client "
+        "(pushes), curl (pulls) and wrk/ab; "
         "MB = 10^6 bytes; peak RSS sums the server's whole process tree, sampled every 50 ms; "
         "(+N) is how far it rose above the RSS the phase started with.",
     ]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from dockyard.api.distribution.blobsend import BlobLinks, BlobSender
 from dockyard.api.distribution.routes import dispatch
 from dockyard.api.errors import EXCEPTION_HANDLERS
 from dockyard.api.manage import create_manage_api
@@ -141,6 +143,30 @@ async def background(state: EdgeState) -> AsyncIterator[None]:
                 await task
 
 
+@contextlib.asynccontextmanager
+async def blob_sender(state: EdgeState, store: Store) -> AsyncIterator[None]:
+    """With `blob_listen` set, this process's sendfile listener, and links to it on `state`."""
+    settings = state.settings
+    if settings.blob_listen is None:
+        yield
+        return
+    key = await site_settings.get_or_set(store.db, "blob_link_key", secrets.token_hex(32))
+    links = BlobLinks(
+        bytes.fromhex(key),
+        settings.blob_url or f"http://{settings.blob_listen}",
+        settings.blob_redirect_min_bytes,
+    )
+    host, _, port = settings.blob_listen.rpartition(":")
+    sender = BlobSender(store.blobs, links, host.strip("[]"), int(port))
+    sender.start()
+    state.blob_links = links
+    try:
+        yield
+    finally:
+        state.blob_links = None
+        await asyncio.to_thread(sender.close)
+
+
 async def _janitor(state: EdgeState) -> None:
     """Expire abandoned upload sessions and old events, now and then."""
     settings = state.settings
@@ -184,7 +210,7 @@ def create_app(settings: Settings, session_factory: SessionFactory | None = None
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.dockyard = await build_state(settings, store, session_factory)
         try:
-            async with background(app.state.dockyard):
+            async with background(app.state.dockyard), blob_sender(app.state.dockyard, store):
                 yield
         finally:
             await app.state.dockyard.registry.close()

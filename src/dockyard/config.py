@@ -141,6 +141,21 @@ class Settings(BaseModel):
     webhook_allow_private: bool = Field(
         False, description="allow webhook URLs on loopback and private networks"
     )
+    # --- sending big blobs ----------------------------------------------------------------------
+    blob_listen: str | None = Field(
+        None,
+        description="HOST:PORT of a second listener that sends blobs with sendfile; GETs of "
+        "big blobs are redirected to it with a signed link (unset: off)",
+    )
+    blob_url: str | None = Field(
+        None, description="base URL clients reach blob_listen at (default http://<blob_listen>)"
+    )
+    blob_redirect_min_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=0,
+        description="smaller blobs are sent directly: for them the redirect's round trip costs "
+        "more than sendfile saves",
+    )
     # --- the pull-through cache ---------------------------------------------------------------
     proxies: list[ProxyUpstream] = Field(
         default_factory=list,
@@ -162,6 +177,15 @@ class Settings(BaseModel):
                 which = f"namespace {proxy.namespace!r}" if proxy.namespace else "every namespace"
                 raise ValueError(f"two proxies are configured for {which}")
             seen.add(proxy.namespace)
+        return value
+
+    @field_validator("blob_listen")
+    @classmethod
+    def _host_and_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdecimal() or not 0 < int(port) < 65536:
+                raise ValueError(f"{value!r} is not HOST:PORT (a port from 1 to 65535)")
         return value
 
     @property

@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 
 from conformance.suite import Conformance, RegistryClient, SuiteData
-from support.peers import DockyardServer, launch_dockyard, log_tail
+from support.peers import DockyardServer, free_port, launch_dockyard, log_tail
 
 # OCI_NAMESPACE / OCI_CROSSMOUNT_NAMESPACE of the Go suite.
 NAMESPACE = os.environ.get("OCI_NAMESPACE", "myorg/myrepo")
@@ -50,22 +50,30 @@ class ExternalRegistry:
     password: str
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["default", "blob-listen"])
 def conformance_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DockyardServer | ExternalRegistry]:
-    """One `dockyard serve` per workflow module (embedded defaults, fresh data folder).
+    """One `dockyard serve` per workflow module (embedded defaults, fresh data folder), and
+    once more with `--blob-listen`, where every blob GET is redirected to the sendfile
+    listener (the suite's client follows, as Go's does).
 
     peers.py's `dockyard_server_factory` is function-scoped, so this builds the same
     `DockyardServer` itself, the way that factory does, for the whole module. With
     OCI_ROOT_URL set, the suite runs against that registry instead (nothing is started).
     """
     if root_url := os.environ.get("OCI_ROOT_URL"):
+        if request.param != "default":
+            pytest.skip("an external registry runs the suite once")
         yield ExternalRegistry(
             root_url, os.environ.get("OCI_USERNAME", ""), os.environ.get("OCI_PASSWORD", "")
         )
         return
-    server = launch_dockyard(tmp_path_factory.mktemp("dockyard-conformance"))
+    args, env = [], {}
+    if request.param == "blob-listen":
+        args = ["--blob-listen", f"127.0.0.1:{free_port()}"]
+        env = {"DOCKYARD_BLOB_REDIRECT_MIN_BYTES": "0"}
+    server = launch_dockyard(tmp_path_factory.mktemp("dockyard-conformance"), env=env, args=args)
     _server_logs[request.module.__name__] = server.log
     try:
         yield server

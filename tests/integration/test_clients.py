@@ -9,6 +9,7 @@ over HTTP, never by skopeo (1.9 rewrites the fallback-tag indexes it copies).
 from __future__ import annotations
 
 import base64
+import http.client as http_client
 import json
 import urllib.error
 import urllib.request
@@ -33,6 +34,7 @@ from support.peers import (
     DockyardServerFactory,
     PodmanFactory,
     Skopeo,
+    free_port,
 )
 
 pytestmark = pytest.mark.peers
@@ -432,3 +434,37 @@ def test_dockyard_on_postgresql_takes_a_skopeo_push(
         data=server.data,
     )
     assert raw_manifest(other.url, "pg/app", "multi", user) == layout.read_blob(index["digest"])
+
+
+def test_skopeo_pulls_through_the_sendfile_listener(
+    tmp_path: Path, dockyard_server_factory: DockyardServerFactory, skopeo: Skopeo
+) -> None:
+    """With blob_listen, blob GETs answer 307 with a signed link; skopeo (Go's HTTP client)
+    follows it, leaves the credentials behind, and gets every byte."""
+    server = dockyard_server_factory(
+        args=["--blob-listen", f"127.0.0.1:{free_port()}"],
+        env={"DOCKYARD_BLOB_REDIRECT_MIN_BYTES": "1"},  # every blob goes through it
+    )
+    user = creds(server)
+    layout = Layout(tmp_path / "source")
+    desc = layout.add_image("v1", {"opt/data.bin": bytes(range(256)) * 4096})
+    dockyard = f"docker://{server.host}/team/big"
+    skopeo.copy(layout.ref("v1"), f"{dockyard}:v1", dest_creds=user)
+
+    manifest = layout.read_blob(desc["digest"])
+    layer = blobs_of(manifest)[-1]
+    host, port = server.host.split(":")
+    connection = http_client.HTTPConnection(host, int(port), timeout=30)
+    token = base64.b64encode(user.encode()).decode()
+    connection.request(
+        "GET", f"/v2/team/big/blobs/{layer}", headers={"Authorization": f"Basic {token}"}
+    )
+    response = connection.getresponse()
+    assert response.status == 307
+    assert "/blobs/" + layer in response.headers["Location"]
+    connection.close()
+
+    out = tmp_path / "out"
+    skopeo.copy(f"{dockyard}:v1", f"oci:{out}:v1", src_creds=user)
+    assert layout_index(out) == {"v1": desc["digest"]}
+    assert_same_image(layout, out, desc["digest"])

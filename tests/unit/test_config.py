@@ -50,3 +50,10 @@ def test_client_side_variables_are_not_server_settings(monkeypatch: pytest.Monke
     monkeypatch.setenv("DOCKYARD_SERVER", "http://127.0.0.1:5000")
     monkeypatch.setenv("DOCKYARD_CONFIG", "/tmp/somewhere")
     assert load_settings().listen == "127.0.0.1:5000"
+
+
+@pytest.mark.parametrize("value", ["5001", ":5001", "127.0.0.1:", "127.0.0.1:0", "h:70000", "h:x"])
+def test_blob_listen_must_be_host_and_port(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"blob_listen \(--blob-listen\).*HOST:PORT"):
+        load_settings(blob_listen=value)
+    assert load_settings(blob_listen="127.0.0.1:5001").blob_listen == "127.0.0.1:5001"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dockyard.api.distribution.blobsend import BlobLinks
 from dockyard.auth.accounts import Accounts
 from dockyard.auth.tokens import TokenIssuer
 from dockyard.hub.service import Hub
@@ -21,3 +22,4 @@ class EdgeState:
     accounts: Accounts
     issuer: TokenIssuer
     hub: Hub
+    blob_links: BlobLinks | None = None  # set while a blob sender listens (`blob_listen`)

@@ -40,9 +40,13 @@ def serve(
     listen: Annotated[str | None, typer.Option(help="HOST:PORT (default 127.0.0.1:5000)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML settings file")] = None,
     workers: Annotated[int | None, typer.Option(help="server processes")] = None,
+    blob_listen: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT to send big blobs from, with sendfile (default: off)"),
+    ] = None,
 ) -> None:
     """Serve the registry (/v2), the token endpoint and the hub."""
-    settings = _settings(config, data=data, listen=listen, workers=workers)
+    settings = _settings(config, data=data, listen=listen, workers=workers, blob_listen=blob_listen)
     from granian import Granian
     from granian.constants import Interfaces, Loops
 
@@ -59,6 +63,8 @@ def serve(
     # the workers read the same settings from the environment
     os.environ.update(_as_environment(settings, config))
     typer.echo(f"Dockyard listening on http://{settings.listen}", err=True)
+    if settings.blob_listen is not None:
+        typer.echo(f"Sending big blobs from http://{settings.blob_listen}", err=True)
     Granian(
         "dockyard.app:from_environment",
         factory=True,
@@ -101,6 +107,8 @@ def _settings(config: Path | None, **flags: object) -> Settings:
 def _as_environment(settings: Settings, config: Path | None) -> dict[str, str]:
     env = {"DOCKYARD_DATA": str(settings.data.resolve()), "DOCKYARD_LISTEN": settings.listen}
     env["DOCKYARD_WORKERS"] = str(settings.workers)
+    if settings.blob_listen is not None:
+        env["DOCKYARD_BLOB_LISTEN"] = settings.blob_listen
     if config is not None:
         env["DOCKYARD_SERVER_CONFIG"] = str(config.resolve())
     return env

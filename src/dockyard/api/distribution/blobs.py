@@ -5,11 +5,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 
-from dockyard.api.distribution.common import authorize, natural, registry, shown
+from dockyard.api.distribution.blobsend import BlobLinks
+from dockyard.api.distribution.common import authorize, byte_range, registry
 from dockyard.api.errors import API_VERSION_HEADER
 from dockyard.auth.policy import Action
 from dockyard.oci.digest import Digest
-from dockyard.oci.errors import RangeInvalid
 
 
 async def get_blob(request: Request, name: str, digest_text: str) -> Response:
@@ -31,7 +31,13 @@ async def get_blob(request: Request, name: str, digest_text: str) -> Response:
     if request.method == "HEAD":
         headers["Content-Length"] = str(info.size)
         return Response(b"", 200, headers, media_type="application/octet-stream")
-    start, end = _range(request.headers.get("range"), info.size)  # refuses bad ranges
+    links: BlobLinks | None = request.app.state.dockyard.blob_links
+    if links is not None and info.path is not None and info.size >= links.min_size:
+        # to the sendfile listener (blobsend.py), which answers a Range the same way
+        redirect = {**API_VERSION_HEADER, "Docker-Content-Digest": str(digest)}
+        redirect |= {"Location": links.url(digest), "Content-Length": "0"}
+        return Response(b"", 307, redirect)
+    start, end = byte_range(request.headers.get("range"), info.size)  # refuses bad ranges
     if info.path is not None and not request.headers.get("range"):
         # sent by the server from the file (ASGI pathsend), never through Python; not for a
         # Range, which FileResponse would parse again by its own rules (a 5,000-digit number
@@ -44,40 +50,6 @@ async def get_blob(request: Request, name: str, digest_text: str) -> Response:
         headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
     headers["Content-Length"] = str(end - start + 1)
     return StreamingResponse(stream, status, headers, media_type="application/octet-stream")
-
-
-def _range(header: str | None, size: int) -> tuple[int, int]:
-    """One `bytes=a-b` range (inclusive) within `size`; the whole blob without a header.
-
-    The numbers must be plain ASCII digits (no sign, no `_`); ones past 2**63 are simply
-    beyond the blob, never a failed `int()` or an overflow.
-    """
-    if not header:
-        return 0, size - 1
-    unit, _, spec = header.partition("=")
-    first_text, sep, last_text = spec.partition("-")
-    first, last = first_text.strip(), last_text.strip()
-    start_at, end_at = natural(first), natural(last)
-    if (
-        unit.strip() != "bytes"
-        or not sep
-        or "," in spec
-        or (first and start_at is None)
-        or (last and end_at is None)
-        or (start_at is None and end_at is None)
-    ):
-        raise RangeInvalid(f"unsupported Range {shown(header)}: send one bytes=start-end range")
-    if start_at is None:
-        assert end_at is not None
-        start, end = max(size - end_at, 0), size - 1  # the last `end_at` bytes
-    else:
-        start, end = start_at, size - 1 if end_at is None else min(end_at, size - 1)
-    if start > end or start >= size:
-        raise RangeInvalid(
-            f"Range {shown(header)} is outside the blob's {size} bytes",
-            headers={"Content-Range": f"bytes */{size}"},
-        )
-    return start, end
 
 
 async def delete_blob(request: Request, name: str, digest_text: str) -> Response:

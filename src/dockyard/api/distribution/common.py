@@ -15,6 +15,7 @@ from dockyard.oci.errors import (
     NameInvalid,
     PaginationNumberInvalid,
     PayloadTooLarge,
+    RangeInvalid,
     SizeInvalid,
     Unauthorized,
 )
@@ -138,3 +139,37 @@ def cursor(request: Request) -> str | None:
     """
     last = request.query_params.get("last")
     return None if last is None else last.split("\x00", 1)[0]
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int]:
+    """One `bytes=a-b` range (inclusive) within `size`; the whole blob without a header.
+
+    The numbers must be plain ASCII digits (no sign, no `_`); ones past 2**63 are simply
+    beyond the blob, never a failed `int()` or an overflow.
+    """
+    if not header:
+        return 0, size - 1
+    unit, _, spec = header.partition("=")
+    first_text, sep, last_text = spec.partition("-")
+    first, last = first_text.strip(), last_text.strip()
+    start_at, end_at = natural(first), natural(last)
+    if (
+        unit.strip() != "bytes"
+        or not sep
+        or "," in spec
+        or (first and start_at is None)
+        or (last and end_at is None)
+        or (start_at is None and end_at is None)
+    ):
+        raise RangeInvalid(f"unsupported Range {shown(header)}: send one bytes=start-end range")
+    if start_at is None:
+        assert end_at is not None
+        start, end = max(size - end_at, 0), size - 1  # the last `end_at` bytes
+    else:
+        start, end = start_at, size - 1 if end_at is None else min(end_at, size - 1)
+    if start > end or start >= size:
+        raise RangeInvalid(
+            f"Range {shown(header)} is outside the blob's {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return start, end
