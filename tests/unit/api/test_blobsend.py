@@ -105,6 +105,8 @@ async def test_a_big_blob_is_redirected_and_sent_whole_or_in_ranges(
         async with http_session.get(link, headers={"Range": header}) as resp:
             assert (resp.status, await resp.read()) == (status, body)
             assert resp.headers["Content-Range"] == content_range
+    async with http_session.get(link, headers={"Range": ""}) as resp:
+        assert (resp.status, await resp.read()) == (200, BIG)
     async with http_session.get(link, headers={"Range": "bytes=4000-"}) as resp:
         assert resp.status == 416
         assert resp.headers["Content-Range"] == "bytes */2048"
@@ -141,6 +143,7 @@ async def test_the_sender_refuses_what_is_not_a_valid_link(
         (tampered, 403, "DENIED"),
         (f"{base}{url.path}", 403, "DENIED"),
         (f"{link}&signature=00", 403, "DENIED"),
+        (link + "&x=1" * 10, 403, "DENIED"),
         (f"{base}/v2/{REPO}/blobs/{DIGEST}?{url.query}", 404, "BLOB_UNKNOWN"),
         (never_stored, 404, "BLOB_UNKNOWN"),
         (f"{base}/blobs/sha256:abc?{url.query}", 400, "DIGEST_INVALID"),

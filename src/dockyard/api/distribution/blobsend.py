@@ -151,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
             except OciError as exc:
                 self._error(exc)
                 return
-            ranged = self.headers.get("Range") is not None
+            ranged = bool(self.headers.get("Range"))  # as /v2: an empty Range is none
             self.send_response(206 if ranged else 200)
             for name, value in {
                 **API_VERSION_HEADER,
@@ -174,7 +174,10 @@ class _Handler(BaseHTTPRequestHandler):
         parts = url.path.split("/")
         if len(parts) != 3 or parts[:2] != ["", "blobs"]:
             raise BlobUnknown(f"{shown(url.path)} is not a blob link (/blobs/<digest>?...)")
-        query = parse_qs(url.query, max_num_fields=8)
+        try:
+            query = parse_qs(url.query, max_num_fields=8)
+        except ValueError:
+            raise Denied("a blob link has one expires and one signature") from None
         expires, signature = query.get("expires", [""]), query.get("signature", [""])
         if len(expires) != 1 or len(signature) != 1:
             raise Denied("a blob link has one expires and one signature")
@@ -211,7 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class BlobSender:
-    """The listener of one server process (`start` binds it; `close` stops accepting)."""
+    """The listener of one server process: bound when made, serving after `start`, closed
+    (no new connections; downloads in progress go on) by `close`."""
 
     def __init__(self, blobs: BlobStore, links: BlobLinks, host: str, port: int) -> None:
         self._server = _Server((host, port), blobs, links)
