@@ -188,6 +188,13 @@ class Settings(BaseModel):
                 raise ValueError(f"{value!r} is not HOST:PORT (a port from 1 to 65535)")
         return value
 
+    @field_validator("blob_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
     @property
     def listen_host(self) -> str:
         return self.listen.rpartition(":")[0] or "127.0.0.1"

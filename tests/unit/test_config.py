@@ -57,3 +57,11 @@ def test_blob_listen_must_be_host_and_port(value: str) -> None:
     with pytest.raises(ConfigError, match=r"blob_listen \(--blob-listen\).*HOST:PORT"):
         load_settings(blob_listen=value)
     assert load_settings(blob_listen="127.0.0.1:5001").blob_listen == "127.0.0.1:5001"
+
+
+def test_blob_url_must_be_an_http_url() -> None:
+    with pytest.raises(ConfigError, match=r"blob_url.*not an http:// or https:// URL"):
+        load_settings(blob_url="blobs.example.com")
+    assert (
+        load_settings(blob_url="https://blobs.example.com").blob_url == "https://blobs.example.com"
+    )
