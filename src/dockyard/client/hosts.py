@@ -55,6 +55,8 @@ def default_session(
     trust_env: bool = False,
     resolver: aiohttp.abc.AbstractResolver | None = None,
     agent: str | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
+    read_timeout: float = READ_TIMEOUT,
 ) -> aiohttp.ClientSession:
     """A session for one registry: its TLS settings, raw bytes (no transparent decompression,
     digests are of what was sent), bounded connect and read timeouts, no overall timeout (a
@@ -67,7 +69,7 @@ def default_session(
         resolver=resolver,
     )
     timeout = aiohttp.ClientTimeout(
-        total=None, connect=CONNECT_TIMEOUT, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
+        total=None, connect=connect_timeout, sock_connect=connect_timeout, sock_read=read_timeout
     )
     return aiohttp.ClientSession(
         connector=connector,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import aiohttp
 
-from dockyard.client.hosts import Client, SessionFactory, ssl_context, user_agent
+from dockyard.client.hosts import Client, SessionFactory, default_session
 from dockyard.client.registry import RegistryClient
 from dockyard.client.retry import RetryPolicy
 from dockyard.client.settings import (
@@ -47,18 +47,9 @@ def registry_settings(upstream: ProxyUpstream) -> RegistrySettings:
 
 
 def upstream_session(settings: RegistrySettings) -> aiohttp.ClientSession:
-    """A session as the client's default one, with short connect and read timeouts: when an
-    upstream is down, a waiting client should get the cached content soon."""
-    connector = aiohttp.TCPConnector(ssl=ssl_context(settings), limit=100, ttl_dns_cache=300)
-    timeout = aiohttp.ClientTimeout(
-        total=None, connect=CONNECT_TIMEOUT, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        auto_decompress=False,
-        headers={"User-Agent": user_agent()},
-    )
+    """The client's default session with short connect and read timeouts: when an upstream is
+    down, a waiting client should get the cached content soon."""
+    return default_session(settings, connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
 
 
 def upstream_client(
