@@ -1,10 +1,11 @@
 """A second listener that sends big blobs with sendfile(2), for clients redirected to it.
 
 Granian sends a file named by an ASGI `pathsend` response in 128 KiB reads and writes through
-tokio's blocking pool, which costs about a fifth more CPU per byte than distribution's
-sendfile. With `blob_listen` set, a GET on /v2 of a blob of at least `blob_redirect_min_bytes`
-is answered 307 with a signed link to this listener, as distribution's redirect middleware
-answers with a presigned storage URL, and the listener hands the file to the kernel.
+tokio's blocking pool: 0.38-0.46 s of server CPU per GB pulled here, where sendfile takes
+0.07-0.16 s and leaves the rest of the machine to the clients. With `blob_listen` set, a GET
+on /v2 of a blob of at least `blob_redirect_min_bytes` is answered 307 with a signed link to
+this listener, as distribution's redirect middleware answers with a presigned storage URL, and
+the listener hands the file to the kernel.
 
 A link names only the digest and when it expires; its signature (HMAC-SHA256 with a key kept
 in the site settings) is what stands for the access check the /v2 request passed. Whoever
