@@ -147,17 +147,12 @@ async def background(state: EdgeState) -> AsyncIterator[None]:
 async def blob_sender(state: EdgeState, store: Store) -> AsyncIterator[None]:
     """With `blob_listen` set, this process's sendfile listener, and links to it on `state`."""
     settings = state.settings
-    if settings.blob_listen is None:
+    if settings.blob_address is None:
         yield
         return
     key = await site_settings.get_or_set(store.db, "blob_link_key", secrets.token_hex(32))
-    links = BlobLinks(
-        bytes.fromhex(key),
-        settings.blob_url or f"http://{settings.blob_listen}",
-        settings.blob_redirect_min_bytes,
-    )
-    host, _, port = settings.blob_listen.rpartition(":")
-    sender = BlobSender(store.blobs, links, host.strip("[]"), int(port))
+    links = BlobLinks(bytes.fromhex(key), settings.blob_base_url, settings.blob_redirect_min_bytes)
+    sender = BlobSender(store.blobs, links, *settings.blob_address)
     sender.start()
     state.blob_links = links
     try:

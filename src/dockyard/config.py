@@ -203,6 +203,19 @@ class Settings(BaseModel):
     def listen_port(self) -> int:
         return int(self.listen.rpartition(":")[2])
 
+    @property
+    def blob_address(self) -> tuple[str, int] | None:
+        """`blob_listen` as (host, port) to bind; None when it is off."""
+        if self.blob_listen is None:
+            return None
+        host, _, port = self.blob_listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+    @property
+    def blob_base_url(self) -> str:
+        """Where clients are sent for blobs: `blob_url`, else http:// and `blob_listen`."""
+        return self.blob_url or f"http://{self.blob_listen}"
+
 
 def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
     """Settings from every source, later sources winning; `flags` that are None are unset."""

@@ -56,7 +56,11 @@ def test_client_side_variables_are_not_server_settings(monkeypatch: pytest.Monke
 def test_blob_listen_must_be_host_and_port(value: str) -> None:
     with pytest.raises(ConfigError, match=r"blob_listen \(--blob-listen\).*HOST:PORT"):
         load_settings(blob_listen=value)
-    assert load_settings(blob_listen="127.0.0.1:5001").blob_listen == "127.0.0.1:5001"
+    settings = load_settings(blob_listen="127.0.0.1:5001")
+    assert settings.blob_listen == "127.0.0.1:5001"
+    assert settings.blob_address == ("127.0.0.1", 5001)
+    assert settings.blob_base_url == "http://127.0.0.1:5001"
+    assert load_settings().blob_address is None
 
 
 def test_blob_url_must_be_an_http_url() -> None:

@@ -56,10 +56,7 @@ class Uploads:
                     f"send the chunk that starts at {current}",
                     headers=_range(current),
                 )
-            try:
-                return await uploads.append(upload, body, length)
-            except FileNotFoundError:  # expired or cancelled since
-                raise self._unknown(repository, upload) from None
+            return await self._append(repository, upload, body, length)
 
     async def complete(
         self,
@@ -79,10 +76,7 @@ class Uploads:
             if body is None:
                 size = await self._held(repository, upload)
             else:
-                try:
-                    size = await uploads.append(upload, body, length)
-                except FileNotFoundError:
-                    raise self._unknown(repository, upload) from None
+                size = await self._append(repository, upload, body, length)
             try:
                 await self._verify(upload, digest, size)
                 await self._publish(repository, upload, digest, size)
@@ -93,6 +87,19 @@ class Uploads:
                 ) from None
             await uploads.discard(upload)
         return size
+
+    async def _append(
+        self,
+        repository: RepositoryRow,
+        upload: UploadRef,
+        body: AsyncIterator[bytes],
+        length: int | None,
+    ) -> int:
+        """Append `body` under the session's lock; the new size."""
+        try:
+            return await self.store.uploads.append(upload, body, length)
+        except FileNotFoundError:  # expired or cancelled since
+            raise self._unknown(repository, upload) from None
 
     async def _verify(self, upload: UploadRef, digest: Digest, size: int) -> None:
         uploads = self.store.uploads
