@@ -9,6 +9,7 @@ from dockyard.oci.errors import DigestInvalid
 
 BLOBS = "blobs"
 UPLOADS = "uploads"
+QUARANTINE = "quarantine"
 
 
 def blob_key(digest: Digest) -> str:
@@ -25,6 +26,11 @@ def digest_from_blob_key(key: str) -> Digest | None:
         return Digest.parse(f"{parts[1]}:{parts[3]}")
     except DigestInvalid:
         return None
+
+
+def quarantine_key(digest: Digest, stamp: str) -> str:
+    """Where a blob file whose bytes are not the blob is kept aside (one per `stamp`)."""
+    return f"{QUARANTINE}/{digest.algorithm}/{digest.encoded}/{stamp}"
 
 
 class UploadRef(NamedTuple):

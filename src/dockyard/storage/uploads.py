@@ -6,11 +6,16 @@ in a worker thread (hashlib and file writes release the GIL) while the next one 
 
 The running sha256 of each upload is kept in memory by the process that received it; an upload
 continued by another process (or after a restart) is re-hashed from its data when it completes.
+
+A session has one writer at a time: `hold` locks it across this process, the other workers of
+the host and (through the driver) every node sharing the storage, so no request can append to
+a session while another appends to it or publishes it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,11 +23,12 @@ from dataclasses import dataclass
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import SizeInvalid
 from dockyard.storage import paths
-from dockyard.storage.driver.base import Appender, StorageDriver
+from dockyard.storage.driver.base import Appender, Locked, StorageDriver
 from dockyard.storage.paths import UploadRef
 
 BUFFER_SIZE = 4 * 1024 * 1024
 IDLE_BUFFERS = 8  # kept for the next uploads: 32 MiB, what 4 concurrent big uploads hold
+SESSION_WAIT = 5.0  # seconds a request waits for another one writing the same session
 
 
 class _Buffers:
@@ -58,12 +64,36 @@ class UploadStore:
     def __init__(self, driver: StorageDriver) -> None:
         self.driver = driver
         self._running: dict[UploadRef, _Running] = {}
-        self._locks: dict[UploadRef, asyncio.Lock] = {}
+        self._locks: dict[UploadRef, tuple[asyncio.Lock, int]] = {}
         self._buffers = _Buffers()
 
-    def lock(self, upload: UploadRef) -> asyncio.Lock:
-        """Serializes writes to one upload within this process."""
-        return self._locks.setdefault(upload, asyncio.Lock())
+    @contextlib.asynccontextmanager
+    async def hold(self, upload: UploadRef, wait: float = SESSION_WAIT) -> AsyncIterator[None]:
+        """Be the session's only writer while the block runs, across processes and nodes.
+
+        Requests of this process queue in order; the storage driver's lock then excludes every
+        other process. Raises `FileNotFoundError` when there is no such session (or it ends
+        while we wait) and `Locked` when another request keeps it for more than `wait` seconds.
+        """
+        lock, users = self._locks.get(upload, (asyncio.Lock(), 0))
+        self._locks[upload] = (lock, users + 1)
+        try:
+            try:
+                async with asyncio.timeout(wait):
+                    await lock.acquire()
+            except TimeoutError:
+                raise Locked(paths.upload_key(upload)) from None
+            try:
+                async with self.driver.lock(paths.upload_key(upload), wait):
+                    yield
+            finally:
+                lock.release()
+        finally:
+            lock, users = self._locks[upload]
+            if users == 1:
+                del self._locks[upload]
+            else:
+                self._locks[upload] = (lock, users - 1)
 
     async def create(self, upload: UploadRef) -> None:
         appender = await self.driver.open_append(paths.upload_key(upload))
@@ -124,7 +154,6 @@ class UploadStore:
     def forget(self, upload: UploadRef) -> None:
         """Drop the in-memory state of an upload that has completed or been cancelled."""
         self._running.pop(upload, None)
-        self._locks.pop(upload, None)
 
     async def sessions(self) -> AsyncIterator[tuple[UploadRef, float]]:
         """Every upload session on storage and the last time data reached it."""
