@@ -197,3 +197,21 @@ def _poison(path: Path, data: bytes) -> None:
     path.unlink(missing_ok=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
+
+
+async def test_a_mount_of_a_blob_whose_file_is_not_its_size_falls_back_to_an_upload(
+    tmp_path: Path,
+) -> None:
+    async with running_app(tmp_path / "data") as app:
+        good = b"mounted layer"
+        digest = await app.push_blob("m/one", good)
+        path = Path(app.state.registry.store.blobs.local_path(Digest.parse(digest)) or "")
+        _poison(path, good + b"!")
+        async with app.client.post(
+            "/v2/m/two/blobs/uploads/",
+            params={"mount": digest, "from": "m/one"},
+            headers=app.admin,
+        ) as resp:
+            assert resp.status == 202  # an upload session, not a link to the bad file
+        await app.push_blob("m/two", good)
+        assert await asyncio.to_thread(path.read_bytes) == good
