@@ -10,10 +10,17 @@ from collections.abc import AsyncIterator
 from dockyard.metadata import content
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.oci.digest import Digest
-from dockyard.oci.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid
+from dockyard.oci.errors import (
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeInvalid,
+    TooManyRequests,
+)
 from dockyard.registry.context import Store
 from dockyard.storage.driver.base import Locked
 from dockyard.storage.paths import UploadRef
+from dockyard.storage.uploads import SessionLimit
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +42,18 @@ class Uploads:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def start(self, repository: RepositoryRow) -> str:
+    async def start(self, repository: RepositoryRow, owner: str | None = None) -> str:
+        """Open a session; `owner`, the account starting it, counts it against its cap."""
         upload_id = str(uuid.uuid4())
-        await self.store.uploads.create(UploadRef(repository.id, upload_id))
+        try:
+            await self.store.uploads.create(UploadRef(repository.id, upload_id), owner)
+        except SessionLimit as exc:
+            raise TooManyRequests(
+                f"{exc.limit} upload sessions are already open for this {exc.scope} "
+                f"({owner if exc.scope == 'account' else repository.name}); complete or cancel "
+                "some (DELETE their location), or wait until unused ones expire",
+                headers={"Retry-After": "60"},
+            ) from None
         return upload_id
 
     async def size(self, repository: RepositoryRow, upload_id: str) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -215,3 +216,37 @@ async def test_a_mount_of_a_blob_whose_file_is_not_its_size_falls_back_to_an_upl
             assert resp.status == 202  # an upload session, not a link to the bad file
         await app.push_blob("m/two", good)
         assert await asyncio.to_thread(path.read_bytes) == good
+
+
+async def test_open_sessions_are_capped_per_repository_and_per_account(tmp_path: Path) -> None:
+    async with running_app(
+        tmp_path / "data", upload_sessions_per_repository=3, upload_sessions_per_account=5
+    ) as app:
+
+        async def start(repo: str) -> tuple[int, str, dict[str, str]]:
+            async with app.client.post(f"/v2/{repo}/blobs/uploads/", headers=app.admin) as resp:
+                return resp.status, await resp.text(), dict(resp.headers)
+
+        opened = [(await start("cap/one"))[2]["Location"] for _ in range(3)]
+        status, body, headers = await start("cap/one")
+        assert status == 429
+        assert "3 upload sessions are already open for this repository (cap/one)" in body
+        assert headers["Retry-After"] == "60"
+        async with app.client.delete(opened.pop(), headers=app.admin) as resp:
+            assert resp.status == 204
+        opened.append((await start("cap/one"))[2]["Location"])
+        opened += [(await start("cap/two"))[2]["Location"] for _ in range(2)]
+        status, body, _ = await start("cap/three")
+        assert status == 429
+        assert "5 upload sessions are already open for this account (admin)" in body
+        blob = b"completing a session frees its place"
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        async with app.client.put(
+            opened.pop(), params={"digest": digest}, data=blob, headers={**app.admin, **OCTET}
+        ) as resp:
+            assert resp.status == 201
+        assert (await start("cap/three"))[0] == 202
+        # a session that vanished without its marker (a crash) stops counting at the cap
+        sessions = tmp_path / "data" / "storage" / "uploads"
+        await asyncio.to_thread(shutil.rmtree, next(sessions.glob("*/*")))
+        assert (await start("cap/four"))[0] == 202
