@@ -32,6 +32,7 @@ from dockyard.hub.webhook_urls import (
     SessionFactory,
     WebhookUrlRefused,
     check_resolved,
+    parse_webhook_url,
     system_resolve,
 )
 from dockyard.metadata import events
@@ -301,8 +302,12 @@ class Webhooks:
         return dataclasses.replace(attempt, duration_ms=(time.monotonic() - started) * 1000)
 
     async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
-        """Check where `url` leads now, POST without following redirects, judge the answer."""
-        await check_resolved(url, allow_private=self.settings.allow_private, resolve=self._resolve)
+        """Check `url`, POST without following redirects, judge the answer.
+
+        The URL is checked without DNS here: the session's resolver checks every address the
+        name resolves to as it connects, so a delivery looks the name up once.
+        """
+        parse_webhook_url(url, allow_private=self.settings.allow_private)
         async with (
             self._sessions() as session,
             session.post(url, data=body, headers=headers, allow_redirects=False) as response,
