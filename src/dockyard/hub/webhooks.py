@@ -287,7 +287,10 @@ class Webhooks:
     async def _post(self, hook: WebhookRow, row: DeliveryRow, event: EventRow | None) -> Attempt:
         """POST the stored payload once (the lookup and the request within the timeout)."""
         body = row.payload.encode()
-        headers = payloads.headers(event, row.event_uuid, hook.secret, body)
+        # the id is the delivery's on every attempt; the timestamp is this attempt's, so a
+        # receiver that refuses old timestamps refuses a captured request replayed later
+        stamp = int(self._clock())
+        headers = payloads.headers(event, row.event_uuid, hook.secret, body, stamp)
         timeout = self.settings.timeout_seconds
         started = time.monotonic()
         try:
@@ -403,6 +406,12 @@ def _check_name(name: str) -> str:
 def _check_secret(secret: str | None) -> str | None:
     if secret is not None and len(secret) > 1024:
         raise InvalidWebhookRequest("a webhook secret is at most 1024 characters")
+    prefix = payloads.SECRET_PREFIX
+    if secret and secret.startswith(prefix) and payloads.decode_standard_secret(secret) is None:
+        raise InvalidWebhookRequest(
+            f"a secret starting with {prefix} is in the Standard Webhooks "
+            "format: base64 of at least one byte after the prefix; this one does not decode"
+        )
     return secret or None
 
 
