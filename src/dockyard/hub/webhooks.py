@@ -83,7 +83,12 @@ class WebhookSettings:
 
 
 class Webhooks:
-    """Webhooks per repository, their deliveries, and the job handler that sends them."""
+    """Webhooks per repository, their deliveries, and the job handler that sends them.
+
+    `session_factory` must make sessions that check the addresses they connect to (see
+    `guarded_sessions`): a delivery relies on it for host names; `resolve` serves only the
+    check when a webhook is saved.
+    """
 
     def __init__(
         self,
