@@ -19,6 +19,7 @@ from dockyard.cli import (
     registry,
     sync,
     tag,
+    webhook,
 )
 from dockyard.config import ConfigError, Settings, load_settings
 
@@ -32,6 +33,7 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(sync.app, name="sync")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(mirror.app, name="mirror")
+app.add_typer(webhook.app, name="webhook")
 
 
 @app.command()
