@@ -1429,9 +1429,8 @@ async def test_manifest_with_a_key_twice_is_refused_through_the_real_server(
         config = {"mediaType": MEDIA_TYPE_IMAGE_CONFIG, "digest": sha256(other), "size": len(other)}
         good = image_manifest(_CONFIG, [])
         raw = good.replace(b'"config":', b'"config":' + json.dumps(config).encode() + b',"config":')
-        assert raw.count(b'"config":') == 2 and json.loads(raw)["config"]["digest"] == sha256(
-            _CONFIG
-        )
+        assert raw.count(b'"config":') == 2
+        assert json.loads(raw)["config"]["digest"] == sha256(_CONFIG)
         headers = {"Content-Type": MEDIA_TYPE_IMAGE_MANIFEST}
         async with session.put(f"/v2/{repo}/manifests/v1", data=raw, headers=headers) as resp:
             error = await expect_error(resp, 400, "MANIFEST_INVALID")
