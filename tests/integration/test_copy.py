@@ -245,21 +245,31 @@ async def test_blobs_are_mounted_between_repositories_of_dockyard(
 
 
 @bounded
-async def test_a_platform_filter_on_a_checking_registry_says_why_it_fails(
-    distribution: Peer, dockyard: Peer
+async def test_a_platform_subset_keeps_the_index_digest_where_sparse_indexes_are_on(
+    distribution: Peer, dockyard: Peer, dockyard_server: DockyardServer
 ) -> None:
     src = distribution.ref("dhi/ruby:3")
     source = await publish(distribution, src)
     dst = dockyard.ref("mirror/ruby:3")
+    subset = CopyOptions(platforms=("linux/amd64",), referrers=True)
     with pytest.raises(CopyError) as caught:
-        await copy_image(
-            distribution.registry,
-            src,
-            dockyard.registry,
-            dst,
-            CopyOptions(platforms=("linux/amd64",)),
-        )
-    assert "left out by the platform filter" in str(caught.value)
+        await copy_image(distribution.registry, src, dockyard.registry, dst, subset)
+    message = str(caught.value)
+    assert "left out by the platform filter" in message
+    assert "linux/arm64" in message
+    assert "dockyard admin repo set mirror/ruby --sparse-indexes on" in message
+    assert "MANIFEST_BLOB_UNKNOWN" in message or "ManifestBlobUnknown" in message
     # what was kept is there; the index, which names the missing platform, is not
     await assert_same_bytes(dockyard, dst, [source.amd64, source.attestation])
     assert await dockyard.registry.manifest_head(dst) is None
+
+    shown = dockyard_server.cli("admin", "repo", "set", "mirror/ruby", "--sparse-indexes", "on")
+    assert "sparse indexes on" in shown.stdout
+    result = await copy_image(distribution.registry, src, dockyard.registry, dst, subset)
+    assert result.digest == source.index.digest
+    head = await dockyard.registry.manifest_head(dst)
+    assert head is not None
+    assert head.digest == source.index.digest  # so the upstream signature still names it
+    await assert_same_bytes(dockyard, dst, [source.index, source.amd64, source.signature])
+    assert await dockyard.registry.manifest_head(at(dst, source.arm64.digest)) is None
+    assert source.signature.digest in await referrer_digests(dockyard, dst, source.index)

@@ -26,6 +26,7 @@ from dockyard.oci.manifest import Manifest, parse_manifest
 from dockyard.oci.names import TAG_PATTERN, validate_tag
 from dockyard.registry.cache import ReadCache, store_cache
 from dockyard.registry.context import Store
+from dockyard.registry.indexes import IndexChecks
 from dockyard.registry.repositories import create_in
 
 # Layers that live elsewhere by design; a registry does not hold them.
@@ -54,8 +55,9 @@ class Pushed:
 
 
 class Manifests:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, indexes: IndexChecks | None = None) -> None:
         self.store = store
+        self.indexes = indexes or IndexChecks()
         # ("tag" | "digest", repository id, tag or digest) → manifest
         self._cache: ReadCache[ManifestRow] = store_cache(store, 1024)
 
@@ -166,13 +168,16 @@ class Manifests:
                     f"has {size}",
                     {"digest": str(descriptor.digest)},
                 )
-        children = [str(d.digest) for d in manifest.children]
+        required = self.indexes.required(repository, manifest.children)
+        children = [str(d.digest) for d in required]
         missing = set(children) - await rows.existing(conn, repository.id, children)
         if missing:
             first = sorted(missing)[0]
             raise ManifestBlobUnknown(
                 f"manifest {first} listed by the index is not in repository {repository.name!r}: "
-                "push it first",
+                "push it first (or, to keep an index whose other platforms are not copied, "
+                f"turn on sparse indexes: dockyard admin repo set {repository.name} "
+                "--sparse-indexes on)",
                 {"digest": first},
             )
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from support.inprocess import ADMIN_PASSWORD, InProcess
+from support.inprocess import ADMIN_PASSWORD, InProcess, running_app
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -330,3 +331,98 @@ async def test_one_refused_tag_parameter_refuses_the_whole_push(sqlite_app: InPr
     status, headers, _ = await _put(app, repo, _sha512(second), second, query)
     assert status == 201
     assert len(headers["OCI-Tag"].split(", ")) == 100
+
+
+# --- sparse indexes ---------------------------------------------------------------------------
+
+ABSENT_ARM64 = "sha256:" + "a" * 64
+
+
+def _sparse_index(amd64: str, amd64_raw: bytes) -> bytes:
+    """An index of a present linux/amd64 image and an absent linux/arm64 one."""
+    entries = [
+        (amd64, len(amd64_raw), "amd64"),
+        (ABSENT_ARM64, 1234, "arm64"),
+    ]
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": digest,
+                    "size": size,
+                    "platform": {"os": "linux", "architecture": arch},
+                }
+                for digest, size, arch in entries
+            ],
+        }
+    ).encode()
+
+
+async def _put_index(app: InProcess, repo: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+    async with app.client.put(
+        f"/v2/{repo}/manifests/v1", data=raw, headers={**app.admin, "Content-Type": OCI_INDEX}
+    ) as resp:
+        return resp.status, (await resp.json()) if resp.status >= 400 else {}
+
+
+async def _set_sparse(app: InProcess, repo: str, value: str) -> None:
+    admin = await app.state.accounts.authenticate("admin", ADMIN_PASSWORD)
+    await app.state.registry.repositories.configure(admin, repo, sparse_indexes=value)
+
+
+async def test_a_repository_with_sparse_indexes_takes_an_index_naming_absent_manifests(
+    sqlite_app: InProcess,
+) -> None:
+    app, repo = sqlite_app, "admin/subset"
+    amd64, amd64_raw = await app.push_image(repo, "amd64")
+    raw = _sparse_index(amd64, amd64_raw)
+    status, body = await _put_index(app, repo, raw)
+    error = body["errors"][0]
+    assert (status, error["code"]) == (400, "MANIFEST_BLOB_UNKNOWN")
+    assert error["detail"] == {"digest": ABSENT_ARM64}
+    assert f"dockyard admin repo set {repo} --sparse-indexes on" in error["message"]
+
+    await _set_sparse(app, repo, "on")
+    assert (await _put_index(app, repo, raw))[0] == 201
+    async with app.client.get(
+        f"/v2/{repo}/manifests/v1", headers={**app.admin, "Accept": OCI_INDEX}
+    ) as resp:
+        assert await resp.read() == raw  # the index's bytes, so its digest
+    async with app.client.get(f"/v2/{repo}/manifests/{ABSENT_ARM64}", headers=app.admin) as resp:
+        assert resp.status == 404
+    # image manifests still need every blob
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ABSENT_ARM64}
+    image = json.loads(amd64_raw)
+    image["layers"].append({**layer, "size": 10})
+    async with app.client.put(
+        f"/v2/{repo}/manifests/broken",
+        data=json.dumps(image).encode(),
+        headers={**app.admin, "Content-Type": OCI_MANIFEST},
+    ) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+
+
+@pytest.mark.parametrize(
+    ("site", "repository", "accepted"),
+    [
+        ({"index_platforms": "none"}, "site", True),
+        ({"index_platforms": "none"}, "off", False),  # the repository's setting wins
+        ({"index_platforms": "all"}, "on", True),
+        ({"index_platforms": "list", "index_platform_list": ["linux/arm64"]}, "site", False),
+        ({"index_platforms": "list", "index_platform_list": ["linux/amd64"]}, "site", True),
+        ({"index_platforms": "list", "index_platform_list": ["windows/arm64"]}, "site", True),
+    ],
+)
+async def test_the_site_setting_decides_unless_the_repository_says(
+    tmp_path: Path, site: dict[str, Any], repository: str, accepted: bool
+) -> None:
+    async with running_app(tmp_path / "data", **site) as app:
+        repo = "admin/site-rule"
+        amd64, amd64_raw = await app.push_image(repo, "amd64")
+        await _set_sparse(app, repo, repository)
+        status, _ = await _put_index(app, repo, _sparse_index(amd64, amd64_raw))
+        assert status == (201 if accepted else 400)
