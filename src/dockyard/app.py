@@ -35,6 +35,7 @@ from dockyard.metadata import settings as site_settings
 from dockyard.metadata.db import Database
 from dockyard.registry.context import Store
 from dockyard.registry.gc import expire_uploads
+from dockyard.registry.indexes import IndexChecks
 from dockyard.registry.service import Registry
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.driver.filesystem import FilesystemDriver
@@ -89,7 +90,8 @@ async def build_state(
         )
         print(f"Created the site admin: user 'admin', password {shown}", flush=True)
     key = await site_settings.get_or_set(store.db, "token_signing_key", new_signing_key())
-    registry = Registry.over(store, settings.proxies, session_factory)
+    indexes = IndexChecks.of(settings.index_platforms, settings.index_platform_list)
+    registry = Registry.over(store, settings.proxies, session_factory, indexes)
     return EdgeState(
         settings,
         registry,

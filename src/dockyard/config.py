@@ -19,6 +19,9 @@ ENV_PREFIX = "DOCKYARD_"
 _NOT_SERVER_SETTINGS = frozenset({"config", "server_config", "server"})
 
 
+_PLATFORM = re.compile(r"[a-z0-9_.-]+/[a-z0-9_.-]+", re.IGNORECASE)
+
+
 class ConfigError(ValueError):
     """A setting that cannot be used; the message names the key and its source."""
 
@@ -159,11 +162,46 @@ class Settings(BaseModel):
         description="smaller blobs are sent directly: for them the redirect's round trip costs "
         "more than sendfile saves",
     )
+    # --- manifests ----------------------------------------------------------------------------
+    index_platforms: Literal["all", "none", "list"] = Field(
+        "all",
+        description="which entries of a pushed index must already be in the repository "
+        "(distribution's validation.manifests.indexes.platforms): all; none (sparse indexes, "
+        "as a platform-subset copy makes); list (those of index_platform_list). A repository's "
+        "own sparse_indexes setting wins",
+    )
+    index_platform_list: list[str] = Field(
+        default_factory=list,
+        description="with index_platforms: list, the platforms (os/arch, any variant) whose "
+        "entries must exist (comma-separated in DOCKYARD_INDEX_PLATFORM_LIST)",
+    )
     # --- the pull-through cache ---------------------------------------------------------------
     proxies: list[ProxyUpstream] = Field(
         default_factory=list,
         description="upstream registries pulled through (YAML list; JSON in DOCKYARD_PROXIES)",
     )
+
+    @field_validator("index_platform_list", mode="before")
+    @classmethod
+    def _platform_list_text(cls, value: Any) -> Any:
+        return [p for p in re.split(r"[,\s]+", value) if p] if isinstance(value, str) else value
+
+    @field_validator("index_platform_list")
+    @classmethod
+    def _platforms(cls, value: list[str]) -> list[str]:
+        for platform in value:
+            if not _PLATFORM.fullmatch(platform):
+                raise ValueError(f"{platform!r} is not a platform: os/arch, as linux/arm64")
+        return value
+
+    @model_validator(mode="after")
+    def _platform_list_with_list(self) -> Settings:
+        if (self.index_platforms == "list") != bool(self.index_platform_list):
+            raise ValueError(
+                "index_platform_list names the platforms to check when (and only when) "
+                "index_platforms is list"
+            )
+        return self
 
     @field_validator("proxies", mode="before")
     @classmethod

@@ -167,19 +167,33 @@ def repo_set(
     repo: str,
     visibility: Annotated[str | None, typer.Option(help="public or private")] = None,
     immutable_tags: Annotated[str | None, typer.Option(help="on or off")] = None,
+    sparse_indexes: Annotated[
+        str | None,
+        typer.Option(
+            help="on: an index may name manifests the repository lacks (a platform-subset "
+            "copy keeps the index digest); off: every entry must exist; site: the site's "
+            "index_platforms setting decides"
+        ),
+    ] = None,
     data: DataOption = None,
 ) -> None:
-    """Change a repository's visibility or immutable-tags setting."""
+    """Change a repository's visibility, immutable-tags or sparse-indexes setting."""
     wanted = _on_off(immutable_tags)
+    if sparse_indexes not in (None, "on", "off", "site"):
+        raise typer.BadParameter("use on, off or site", param_hint="--sparse-indexes")
 
     async def configure(store: Store) -> str:
         from dockyard.registry.service import Registry
 
         row = await Registry.over(store).repositories.configure(
-            _SITE_ADMIN, repo, visibility, wanted
+            _SITE_ADMIN, repo, visibility, wanted, sparse_indexes
         )
         immutable = "on" if row.immutable_tags else "off"
-        return f"{row.name}: visibility {row.visibility}, immutable tags {immutable}"
+        sparse = {True: "on", False: "off", None: "site"}[row.sparse_indexes]
+        return (
+            f"{row.name}: visibility {row.visibility}, immutable tags {immutable}, "
+            f"sparse indexes {sparse}"
+        )
 
     typer.echo(_run(data, configure))
 

@@ -83,6 +83,8 @@ class Mirrors:
             if await repository_rows.by_name(conn, name) is not None:
                 raise Conflict(f"repository {name!r} already exists: mirror into a new repository")
             created = await create_in(self.db, conn, name)
+            # a mirror may copy a subset of an index's platforms and keep its digest
+            await repository_rows.update_settings(conn, created.id, sparse_indexes="on")
             mirror = await rows.insert_mirror(
                 conn,
                 entry_id=entry.id,

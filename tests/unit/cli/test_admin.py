@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from dockyard import app as composition
 from dockyard.cli.admin import parse_duration
 from dockyard.cli.main import app
+from dockyard.config import load_settings
+from dockyard.registry.repositories import create_in
 
 runner = CliRunner()
 
@@ -86,3 +90,35 @@ def test_gc_dry_run_on_an_empty_store(tmp_path: Path) -> None:
 )
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
+
+
+def _repository(data: Path, name: str) -> None:
+    """Create repository `name` in the data folder, as a first push does."""
+
+    async def create() -> None:
+        store = composition.open_store(load_settings(data=data))
+        try:
+            await composition.prepare(store)
+            async with store.db.write() as conn:
+                await create_in(store.db, conn, name)
+        finally:
+            await store.db.close()
+
+    asyncio.run(create())
+
+
+def test_repo_set_sparse_indexes(tmp_path: Path) -> None:
+    _admin(tmp_path, "user", "create", "alice")
+    _repository(tmp_path, "alice/app")
+    assert "sparse indexes site" in _admin(tmp_path, "repo", "set", "alice/app")
+    shown = _admin(tmp_path, "repo", "set", "alice/app", "--sparse-indexes", "on")
+    assert shown.strip() == "alice/app: visibility private, immutable tags off, sparse indexes on"
+    assert "sparse indexes off" in _admin(
+        tmp_path, "repo", "set", "alice/app", "--sparse-indexes", "off"
+    )
+    result = runner.invoke(
+        app,
+        ["admin", "repo", "set", "alice/app", "--sparse-indexes", "yes", "--data", str(tmp_path)],
+    )
+    assert result.exit_code == 2
+    assert "on, off or site" in result.output
