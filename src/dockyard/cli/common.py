@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 PlatformOption = Annotated[
     str | None,
-    typer.Option("--platform", "-p", help="os/arch or os/arch/variant: the entry of an index to use"),
+    typer.Option("--platform", "-p", help="os/arch or os/arch/variant: the index entry to use"),
 ]
 
 

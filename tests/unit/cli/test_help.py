@@ -36,7 +36,8 @@ def test_the_walk_finds_the_nested_commands() -> None:
 def test_help_of_every_command(path: tuple[str, ...]) -> None:
     for flag in ("--help", "-h"):
         result = runner.invoke(app, [*path, flag])
-        assert result.exit_code == 0, f"{' '.join(path)} {flag}: {result.output}{result.exception!r}"
+        shown = " ".join(path)
+        assert result.exit_code == 0, f"{shown} {flag}: {result.output}{result.exception!r}"
         assert "Usage:" in result.output
 
 
