@@ -11,6 +11,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 
@@ -196,6 +197,17 @@ def token_create(
         return await accounts.create_token(name, scope, org=org, expires_in=expires_in)
 
     typer.echo(_run(data, create))
+    typer.echo(_sign_in_hint(_settings(data), org or user), err=True)
+
+
+def _sign_in_hint(settings: Settings, login: str) -> str:
+    """How to sign in with a new token (on stderr: stdout holds only the token). An
+    organization token's user name is the organization's, as on Docker Hub."""
+    host = urlsplit(settings.public_url).netloc if settings.public_url else settings.listen
+    return (
+        f"Sign in with it as {login!r}: dockyard registry login -u {login} --pass-stdin {host}"
+        f" (or: docker login -u {login} {host}, podman login -u {login} {host})"
+    )
 
 
 def _on_off(value: str | None) -> bool | None:

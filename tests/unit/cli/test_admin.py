@@ -170,3 +170,17 @@ def test_a_database_without_a_site_is_refused_and_shown_without_its_password(
     assert ":dockyard@" not in result.output
     assert "created a Dockyard site in" in _admin(tmp_path / "d", "init")
     assert "created user 'bob'" in _admin(tmp_path / "d", "user", "create", "bob")
+
+
+def test_token_create_says_to_sign_in_with_the_organizations_name(site: Path) -> None:
+    _admin(site, "user", "create", "alice")
+    _admin(site, "org", "create", "acme", "--owner", "alice")
+    args = ["admin", "token", "create", "--user", "alice", "--scope", "read", "--data", str(site)]
+    personal = runner.invoke(app, args)
+    org_token = runner.invoke(app, [*args, "--org", "acme"])
+    for result, login in ((personal, "alice"), (org_token, "acme")):
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip().startswith("dky_")  # stdout holds the token alone
+        assert result.stdout.count("\n") == 1
+        hint = f"dockyard registry login -u {login} --pass-stdin 127.0.0.1:5000"
+        assert hint in result.stderr
