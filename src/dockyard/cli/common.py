@@ -225,8 +225,8 @@ def run_async(
 
     try:
         return loop.run(guarded())
-    except typer.Exit:
-        raise
+    except (typer.Exit, BrokenPipeError):
+        raise  # a closed stdout (`| head`): Typer exits quietly
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None

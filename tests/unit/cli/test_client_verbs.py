@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import stat
+import subprocess
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.errors import OciError, Unauthorized
 from dockyard.oci.reference import Reference
 from support.ocilayout import Descriptor, Layout, digest_of
+from support.peers import DOCKYARD_BIN
 
 runner = CliRunner()
 SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -520,3 +523,28 @@ def test_layouts_are_named_by_their_path_and_a_failure_is_printed_once(
     )
     for result in (exported, imported, as_json, failed):
         assert "oci-layout.invalid" not in result.stdout + result.stderr
+
+
+def test_json_output_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
+    # `dockyard image copy … --format json | head -1`: more JSON lines than a pipe holds
+    # (64 KiB), so writes after the reader is gone fail with EPIPE
+    layout = Layout(tmp_path / "many")
+    index = layout.add_multiplatform("1.0")
+    for number in range(400):
+        layout.add_artifact(index, SBOM, b"sbom %d" % number)
+    env = {**os.environ, "DOCKYARD_CONFIG": str(tmp_path / "config")}
+    command = [
+        str(DOCKYARD_BIN), "image", "copy", f"ocidir://{layout.path}:1.0",
+        f"ocidir://{tmp_path}/copy:1.0", "--referrers", "--format", "json",
+    ]  # fmt: skip
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        assert json.loads(process.stdout.readline())["event"] == "copy-started"
+        process.stdout.close()
+        errors = process.stderr.read().decode()
+        code = process.wait(timeout=120)
+    assert errors == ""
+    assert code == 1  # as Typer exits on EPIPE
