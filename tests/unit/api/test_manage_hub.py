@@ -296,15 +296,14 @@ async def test_owners_pause_stop_and_toggle_end_of_life(scene: Scene) -> None:
         "PATCH", "/repositories/acme/dhi-python", scene.owner, json={"visibility": "public"}
     )
     scene.home.state.registry.forget_cached()
-    status, _ = await scene.call("POST", f"{path}/sync", scene.owner)
-    assert status == 202
-
-    async def paused() -> bool:
-        _, shown = await scene.call("GET", path, scene.owner)
-        return bool(shown["status"] == "paused")
-
-    await until(paused, "the mirror to pause")
+    # a sync asked for now is refused, not queued to "succeed" copying nothing
+    status, body = await scene.call("POST", f"{path}/sync", scene.owner)
+    assert (status, body["errors"][0]["code"]) == (409, "CONFLICT")
+    message = body["errors"][0]["message"]
+    assert f"mirror {mirror['id']} of acme/dhi-python is paused" in message
+    assert "dockyard admin repo set acme/dhi-python --visibility private" in message
     _, shown = await scene.call("GET", path, scene.owner)
+    assert shown["status"] == "paused"
     assert "must stay private" in shown["status_reason"]
 
     status, body = await scene.call("POST", f"{path}/stop", scene.member)
