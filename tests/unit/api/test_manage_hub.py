@@ -165,6 +165,39 @@ async def test_catalog_is_for_site_admins_to_change(scene: Scene) -> None:
     assert (status, body["errors"][0]["code"]) == (404, "NOT_FOUND")
 
 
+async def test_site_admins_edit_catalog_entries(scene: Scene) -> None:
+    admin = scene.home.admin
+    await publish(scene, "3.13")
+    await scene.call("POST", "/catalog", admin, json=ENTRY)
+    path = "/catalog/python"
+    status, body = await scene.call("PATCH", path, scene.owner, json={"description": "x"})
+    assert (status, body["errors"][0]["code"]) == (403, "DENIED")
+    for refused, code in (
+        ({"name": "ruby"}, 422),  # the name and kind stay: mirrors are named after them
+        ({"source_tls": "maybe"}, 422),
+        ({"source": None}, 400),
+        ({"source": "a/b:1"}, 400),
+        ({"eol_pattern": "("}, 400),
+    ):
+        status, body = await scene.call("PATCH", path, admin, json=refused)
+        assert status == code, (refused, body)
+    status, body = await scene.call("PATCH", "/catalog/ruby", admin, json={"description": "x"})
+    assert status == 404
+    await scene.call("POST", f"{path}/refresh", admin)
+    status, body = await scene.call(
+        "PATCH", path, admin, json={"description": "new", "username": None, "eol_pattern": None}
+    )
+    assert status == 200, body
+    assert (body["description"], body["has_credentials"], body["eol_pattern"]) == (
+        "new",
+        False,
+        None,
+    )
+    assert [t["tag"] for v in body["variants"] for t in v["tags"]] == ["3.13"]  # same source
+    status, body = await scene.call("PATCH", path, admin, json={"source": "upstream.test/dhi/x"})
+    assert (status, body["source"], body["variants"]) == (200, "upstream.test/dhi/x", [])
+
+
 async def test_mirror_through_the_api_and_notify(scene: Scene) -> None:
     admin = scene.home.admin
     await publish(scene, "3.13")
