@@ -78,7 +78,11 @@ def open_store(settings: Settings) -> Store:
     return Store(
         db,
         BlobStore(driver),
-        UploadStore(driver),
+        UploadStore(
+            driver,
+            per_repository=settings.upload_sessions_per_repository,
+            per_account=settings.upload_sessions_per_account,
+        ),
         settings.metadata_cache_seconds,
         Generation(stamps / "cache-generation"),
         Generation(stamps / "accounts-generation"),

@@ -126,6 +126,9 @@ class Settings(BaseModel):
     )
     basic_cache_seconds: float = Field(60.0, ge=0)
     upload_expiry_seconds: float = Field(24 * 3600.0, gt=0)
+    # upload sessions open at once (0: no cap); each costs a folder until it ends or expires
+    upload_sessions_per_repository: int = Field(200, ge=0)
+    upload_sessions_per_account: int = Field(1000, ge=0)
     janitor_interval_seconds: float = Field(600.0, gt=0)
     gc_grace_seconds: float = Field(3600.0, ge=0)
     metadata_cache_seconds: float = Field(

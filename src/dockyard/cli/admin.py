@@ -256,3 +256,32 @@ def gc(
         f"{verb} {result.blobs} blobs ({result.bytes} bytes); removed {result.links} unreferenced "
         f"links, {result.orphan_files} orphan files, {result.uploads} abandoned uploads"
     )
+
+
+@app.command("fsck")
+def fsck(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="report, change nothing")] = False,
+    data: DataOption = None,
+) -> None:
+    """Check every blob's bytes against its digest; quarantine and forget the damaged ones.
+
+    A forgotten blob is pushed again by the next client that needs it (HEAD answers 404), which
+    repairs the manifests that name it. Exits 1 when anything was damaged. Safe while the
+    server runs; reads every blob, so it takes as long as reading the store once.
+    """
+    from dockyard.registry.fsck import check
+
+    result = _run(data, lambda store: check(store, repair=not dry_run))
+    for damaged in result.damaged:
+        line = f"{damaged.digest}: {damaged.problem}"
+        if damaged.quarantined:
+            line += f"; moved to {damaged.quarantined}"
+        if damaged.repositories:
+            line += f"; forgotten in {', '.join(damaged.repositories)}"
+        typer.echo(line)
+    verb = "found" if dry_run else "found and quarantined"
+    typer.echo(
+        f"checked {result.blobs} blobs ({result.bytes} bytes); {verb} {len(result.damaged)} damaged"
+    )
+    if result.damaged:
+        raise typer.Exit(1)

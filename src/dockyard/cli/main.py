@@ -20,6 +20,7 @@ from dockyard.cli import (
     registry,
     sync,
     tag,
+    webhook,
 )
 from dockyard.config import ConfigError, Settings, load_settings
 
@@ -37,6 +38,7 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(sync.app, name="sync")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(mirror.app, name="mirror")
+app.add_typer(webhook.app, name="webhook")
 
 
 def _print_version(wanted: bool) -> None:
