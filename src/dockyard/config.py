@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "DOCKYARD_"
 # DOCKYARD_* variables that belong to the client side, not to the server's settings
@@ -236,6 +244,13 @@ class Settings(BaseModel):
             raise ValueError(f"{value!r} is not an http:// or https:// URL")
         return value
 
+    # where each setting came from (a file, an environment variable, a flag), for messages
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def source_of(self, key: str) -> str | None:
+        """Where setting `key` came from, as `load_settings` found it; None for a default."""
+        return self._sources.get(key)
+
     @property
     def listen_host(self) -> str:
         return self.listen.rpartition(":")[0] or "127.0.0.1"
@@ -281,7 +296,7 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
             values[key] = value
             sources[key] = f"--{key.replace('_', '-')}"
     try:
-        return Settings(**values)
+        settings = Settings(**values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -294,3 +309,5 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
             else:
                 problems.append(f"{path} ({where}): {error['msg']}")
         raise ConfigError("; ".join(problems)) from None
+    settings._sources.update(sources)
+    return settings

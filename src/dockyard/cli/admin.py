@@ -11,12 +11,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 
 from dockyard.auth.policy import Role, Scope, Subject
 from dockyard.cli import loop
-from dockyard.config import ConfigError, load_settings
+from dockyard.config import ConfigError, Settings, load_settings
 from dockyard.oci.errors import OciError
 
 if TYPE_CHECKING:
@@ -39,18 +40,27 @@ T = TypeVar("T")
 _SITE_ADMIN = Subject(name="admin", is_admin=True)
 
 
-def _run(data: Path | None, work: Callable[[Store], Awaitable[T]]) -> T:
-    """Open the store, bring its schema up to date, run `work`, and turn refusals into messages."""
+def _settings(data: Path | None) -> Settings:
     try:
-        settings = load_settings(data=data)
+        return load_settings(data=data)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+def _run(data: Path | None, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the site's store, bring its schema up to date, run `work`, and turn refusals into
+    messages. A data folder (or database) that holds no site is refused, not created: an admin
+    command run from the wrong folder must not start a second, empty site there."""
+    settings = _settings(data)
 
     from dockyard import app as composition
     from dockyard.auth.accounts import AccountError
 
     async def main() -> T:
+        missing = await composition.missing_site(settings)
+        if missing is not None:
+            raise _NoSite(missing, settings.data.resolve())
         store = composition.open_store(settings)
         try:
             await composition.prepare(store)
@@ -60,9 +70,44 @@ def _run(data: Path | None, work: Callable[[Store], Awaitable[T]]) -> T:
 
     try:
         return loop.run(main())
+    except _NoSite as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     except (AccountError, ValueError, OciError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+
+
+class _NoSite(Exception):
+    """The settings name no site; the message says where it looked and what to do."""
+
+    def __init__(self, missing: str, data: Path) -> None:
+        super().__init__(
+            f"{missing}. Run the command where the server's data folder is, name it with "
+            f"--data or DOCKYARD_DATA (and the database with DOCKYARD_DATABASE_URL), or create "
+            f"a site there with `dockyard admin init --data {data}` (`dockyard serve` does too)"
+        )
+
+
+@app.command("init")
+def init(data: DataOption = None) -> None:
+    """Create a site in the data folder (or database) unless one is there: the schema, the
+    signing key and the site admin (its password is printed once), as `dockyard serve` does."""
+    settings = _settings(data)
+    from dockyard import app as composition
+
+    async def main() -> str:
+        missing = await composition.missing_site(settings)
+        store = composition.open_store(settings)
+        try:
+            await composition.build_state(settings, store)
+            where = store.db.shown_url() if settings.database_url else str(settings.data.resolve())
+        finally:
+            await store.db.close()
+        verb = "a Dockyard site is already in" if missing is None else "created a Dockyard site in"
+        return f"{verb} {where}"
+
+    typer.echo(loop.run(main()))
 
 
 def _accounts(store: Store) -> Accounts:
@@ -152,6 +197,17 @@ def token_create(
         return await accounts.create_token(name, scope, org=org, expires_in=expires_in)
 
     typer.echo(_run(data, create))
+    typer.echo(_sign_in_hint(_settings(data), org or user), err=True)
+
+
+def _sign_in_hint(settings: Settings, login: str) -> str:
+    """How to sign in with a new token (on stderr: stdout holds only the token). An
+    organization token's user name is the organization's, as on Docker Hub."""
+    host = urlsplit(settings.public_url).netloc if settings.public_url else settings.listen
+    return (
+        f"Sign in with it as {login!r}: dockyard registry login -u {login} --pass-stdin {host}"
+        f" (or: docker login -u {login} {host}, podman login -u {login} {host})"
+    )
 
 
 def _on_off(value: str | None) -> bool | None:
