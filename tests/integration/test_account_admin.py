@@ -146,7 +146,12 @@ async def test_a_new_password_ends_the_old_one_on_every_worker(server: DockyardS
         (paula, {"password": new, "current_password": "not it at all"}, 403, "that is not the"),
         (paula, {"password": new}, 422, "body.current_password: give your current password"),
         (paula, {"password": "short", "current_password": old}, 422, "body.password: String"),
-        (paula, {"password": "qwertyuiop123", "current_password": old}, 422, "the password is one"),
+        (
+            paula,
+            {"password": "qwertyuiop123", "current_password": old},
+            422,
+            "body.password: the password is one",
+        ),
     ]
     for auth, change, expected_status, expected in refusals:
         status, body = await _call(server, "PATCH", path, auth, json=change)

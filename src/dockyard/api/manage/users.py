@@ -6,6 +6,8 @@ of any scope cannot, as on Docker Hub (`auth/policy.py`'s `may_administer`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
@@ -21,7 +23,7 @@ from dockyard.api.manage.schema import (
     errors,
     timestamp,
 )
-from dockyard.auth.accounts import WrongPassword
+from dockyard.auth.accounts import WeakPassword, WrongPassword
 from dockyard.auth.passwords import MAX_LENGTH
 from dockyard.metadata.accounts import UserInfo
 from dockyard.oci.errors import Denied
@@ -53,6 +55,16 @@ class UserChange(BaseModel):
     )
 
 
+@contextmanager
+def _password_field() -> Iterator[None]:
+    """A refused password as the 422 of an invalid field, as the schema's own checks answer."""
+    try:
+        yield
+    except WeakPassword as exc:
+        field = "body.password"
+        raise InvalidRequest(f"{field}: {exc}", {"field": field, "reason": "weak"}) from exc
+
+
 def _user(info: UserInfo) -> User:
     return User(name=info.name, is_admin=info.is_admin, created_at=timestamp(info.created_at))
 
@@ -71,7 +83,8 @@ async def list_users(
 async def create_user(body: UserCreate, subject: SignedIn, edge: Edge) -> User:
     """Create a user with a password (site admins)."""
     check_administers(subject, None, "site admins", "create users")
-    await edge.accounts.create_user(body.name, body.password, body.is_admin)
+    with _password_field():
+        await edge.accounts.create_user(body.name, body.password, body.is_admin)
     return _user(await edge.accounts.user(body.name))
 
 
@@ -102,7 +115,8 @@ async def change_user(name: AccountPath, body: UserChange, subject: SignedIn, ed
             {"field": field, "reason": "missing"},
         )
     try:
-        await edge.accounts.set_password(name, body.password, body.current_password)
+        with _password_field():
+            await edge.accounts.set_password(name, body.password, body.current_password)
     except WrongPassword as exc:
         raise Denied(str(exc)) from exc
     return _user(await edge.accounts.user(name))
