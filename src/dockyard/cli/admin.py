@@ -141,6 +141,26 @@ def user_create(
     typer.echo(f"created user {name!r}" + ("" if given else f" with password {password}"))
 
 
+@user_app.command("set-password")
+def user_set_password(
+    name: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the new password from standard input")
+    ] = False,
+    data: DataOption = None,
+) -> None:
+    """Set a user's password (asked for twice unless it comes on standard input).
+
+    Basic logins and refresh tokens earned with the old password stop working at once; access
+    tokens keep working until they expire or are revoked.
+    """
+    password = _read_password(password_stdin) or typer.prompt(
+        f"New password for {name}", hide_input=True, confirmation_prompt=True
+    )
+    _run(data, lambda store: _accounts(store).set_password(name, password))
+    typer.echo(f"changed the password of {name!r}")
+
+
 @org_app.command("create")
 def org_create(
     name: str, owner: Annotated[str, typer.Option(help="first owner")], data: DataOption = None
