@@ -49,7 +49,7 @@ async def get_manifest(request: Request, name: str, reference: str) -> Response:
 
 async def put_manifest(request: Request, name: str, reference: str) -> Response:
     subject, _ = await authorize(request, name, Action.PUSH)
-    raw = await small_body(request, MAX_MANIFEST_SIZE)
+    raw = await small_body(request, MAX_MANIFEST_SIZE, "manifest")
     content_type = request.headers.get("content-type")
     pushed = await registry(request).manifests.put(
         name, reference, raw, content_type, pusher=subject.name or subject.org

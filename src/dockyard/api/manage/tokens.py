@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dockyard.api.manage.access import Edge, SignedIn, check, signed_in_with_password
 from dockyard.api.manage.pagination import Page, Paging, page_of
+from dockyard.api.manage.routing import GuardedRoute
 from dockyard.api.manage.schema import (
     INT32_MAX,
     AccountPath,
@@ -25,7 +26,7 @@ from dockyard.api.manage.schema import (
 from dockyard.auth.policy import Scope, Subject, may_manage
 from dockyard.metadata.accounts import TokenInfo
 
-router = APIRouter(tags=["tokens"], responses=errors(401, 422))
+router = APIRouter(tags=["tokens"], responses=errors(401, 422), route_class=GuardedRoute)
 
 TokenId = Annotated[int, Path(ge=1, le=INT32_MAX)]
 _MINT = "only {} signed in with a password (not with an access token) may create its tokens"

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from dockyard.api.manage.access import Edge, SignedIn, check, is_site_admin, may_see
 from dockyard.api.manage.pagination import Page, Paging, page_of
+from dockyard.api.manage.routing import GuardedRoute
 from dockyard.api.manage.schema import (
     AccountName,
     AccountPath,
@@ -18,7 +19,9 @@ from dockyard.api.manage.schema import (
 )
 from dockyard.metadata.accounts import UserInfo
 
-router = APIRouter(prefix="/users", tags=["users"], responses=errors(401, 422))
+router = APIRouter(
+    prefix="/users", tags=["users"], responses=errors(401, 422), route_class=GuardedRoute
+)
 
 _ADMINS_ONLY = "only site admins (signed in with a password, or a token of scope delete) may {}"
 
