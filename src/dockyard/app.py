@@ -16,6 +16,7 @@ from starlette.routing import Route
 from dockyard.api.distribution.blobsend import BlobLinks, BlobSender
 from dockyard.api.distribution.routes import dispatch
 from dockyard.api.errors import EXCEPTION_HANDLERS
+from dockyard.api.hostcheck import HostCheck
 from dockyard.api.manage import create_manage_api
 from dockyard.api.ratelimit import RateLimit
 from dockyard.api.state import EdgeState
@@ -253,6 +254,7 @@ def create_app(settings: Settings, session_factory: SessionFactory | None = None
         app.add_middleware(
             RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
         )
+    app.add_middleware(HostCheck)  # the outermost: nothing reads a Host it has not checked
     return app
 
 

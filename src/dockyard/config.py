@@ -139,6 +139,11 @@ class Settings(BaseModel):
     )
     rate_limit_per_second: float = Field(0.0, ge=0, description="per client; 0 turns it off")
     rate_limit_burst: int = Field(100, ge=1)
+    api_body_limit_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="the largest request body /api/v1 reads (413 past it)",
+    )
     log_level: str = "info"
     # --- the hub -------------------------------------------------------------------------------
     sync_interval_seconds: float = Field(

@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockyard.api.hosts import origin
 from dockyard.auth.accounts import AccountConflict, AccountError, AccountNotFound
 from dockyard.hub.errors import HubError
 from dockyard.oci.errors import OciError, Unsupported
@@ -35,7 +36,7 @@ def error_response(request: Request, exc: OciError, *more: OciError) -> Response
 def challenge(request: Request) -> str:
     """The Bearer challenge pointing clients at this server's token endpoint."""
     settings = request.app.state.dockyard.settings
-    realm = settings.public_url or f"{request.url.scheme}://{request.headers.get('host', '')}"
+    realm = settings.public_url or origin(request)
     value = f'Bearer realm="{realm.rstrip("/")}/token",service="{settings.service}"'
     scope = getattr(request.state, "scope", None)
     if scope:

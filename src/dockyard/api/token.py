@@ -9,10 +9,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from dockyard.api.authn import caller
+from dockyard.api.bodies import small_body
 from dockyard.auth.policy import Subject, allowed_actions
 from dockyard.auth.tokens import REFRESH_TTL, Grant, actions_of, parse_scope
 from dockyard.oci.errors import OciError, Unauthorized
 from dockyard.oci.names import validate_name
+
+TOKEN_FORM_LIMIT = 8 * 1024
+"""The largest form POST /token reads: a password or refresh token and a few scopes. The same
+as the usual limit on a request's head, which carries GET /token's scopes."""
 
 
 class TokenRequestInvalid(OciError):
@@ -33,7 +38,8 @@ async def get_token(request: Request) -> Response:
 
 async def post_token(request: Request) -> Response:
     """The OAuth2 form: `grant_type=password` or `grant_type=refresh_token`."""
-    form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+    raw = await small_body(request, TOKEN_FORM_LIMIT, "the token request")
+    form = dict(parse_qsl(raw.decode("utf-8", "replace")))
     state = request.app.state.dockyard
     grant_type = str(form.get("grant_type", ""))
     scopes = str(form.get("scope", "")).split()

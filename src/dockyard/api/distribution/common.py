@@ -1,22 +1,24 @@
-"""What every /v2 handler needs: access checks, request bodies, query parameters."""
+"""What every /v2 handler needs: access checks, request bodies (from `api/bodies.py`), query
+parameters."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from dockyard.api.authn import caller
+from dockyard.api.bodies import INT64_MAX as INT64_MAX
+from dockyard.api.bodies import body_stream as body_stream
+from dockyard.api.bodies import content_length as content_length
+from dockyard.api.bodies import natural as natural
+from dockyard.api.bodies import shown as shown
+from dockyard.api.bodies import small_body as small_body
 from dockyard.auth.policy import Action, Subject
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.oci.errors import (
-    BlobUploadInvalid,
     Denied,
     NameInvalid,
     PaginationNumberInvalid,
-    PayloadTooLarge,
     RangeInvalid,
-    SizeInvalid,
     Unauthorized,
 )
 from dockyard.registry.service import Registry
@@ -54,64 +56,6 @@ async def may(request: Request, subject: Subject, name: str, action: Action) -> 
     except (Unauthorized, Denied, NameInvalid):
         return False
     return True
-
-
-INT64_MAX = 2**63 - 1  # the largest size the specs (and the database) can hold
-
-
-def shown(value: str, limit: int = 80) -> str:
-    """`value` quoted for an error message, cut short when a client sent something huge."""
-    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} chars)"
-
-
-def natural(text: str) -> int | None:
-    """A non-negative count written in ASCII digits, None if `text` is not one.
-
-    Anything past `INT64_MAX` is returned as `INT64_MAX + 1`, so that neither `int()` of a
-    5,000-digit string (a ValueError) nor a value the database cannot store gets further.
-    """
-    text = text.strip()
-    if not (text.isascii() and text.isdigit()):
-        return None
-    digits = text.lstrip("0") or "0"
-    return INT64_MAX + 1 if len(digits) > len(str(INT64_MAX)) else min(int(digits), INT64_MAX + 1)
-
-
-def content_length(request: Request) -> int | None:
-    value = request.headers.get("content-length")
-    if value is None:
-        return None
-    length = natural(value)
-    if length is None:
-        raise SizeInvalid(f"Content-Length {shown(value)} is not a non-negative integer")
-    if length > INT64_MAX:
-        raise SizeInvalid(f"Content-Length {shown(value)} is larger than {INT64_MAX} bytes")
-    return length
-
-
-async def body_stream(request: Request) -> AsyncIterator[bytes]:
-    """The request body as it arrives; a client that goes away mid-body ends it with an error."""
-    try:
-        async for chunk in request.stream():
-            if chunk:
-                yield chunk
-    except ClientDisconnect:
-        raise BlobUploadInvalid("the client disconnected before sending the whole body") from None
-
-
-async def small_body(request: Request, limit: int) -> bytes:
-    """A body that must fit in memory (a manifest), refused with 413 past `limit` bytes."""
-    length = content_length(request)
-    if length is not None and length > limit:
-        raise PayloadTooLarge(f"body is {length} bytes; at most {limit} bytes are accepted")
-    data = bytearray()
-    async for chunk in body_stream(request):
-        data += chunk
-        if len(data) > limit:
-            raise PayloadTooLarge(f"body exceeds {limit} bytes")
-    if length is not None and len(data) != length:
-        raise SizeInvalid(f"body was {len(data)} bytes but Content-Length said {length}")
-    return bytes(data)
 
 
 MAX_PAGE = 10_000  # a larger `n` gets this many and a Link to the rest, as the spec allows

@@ -51,7 +51,7 @@ async def put_manifest(request: Request, name: str, reference: str) -> Response:
     """end-7: push by tag or digest; `?tag=a&tag=b` (end-7b) tags it too, and `OCI-Tag` says
     which tags the push applied."""
     subject, _ = await authorize(request, name, Action.PUSH)
-    raw = await small_body(request, MAX_MANIFEST_SIZE)
+    raw = await small_body(request, MAX_MANIFEST_SIZE, "manifest")
     content_type = request.headers.get("content-type")
     tag_parameters = request.query_params.getlist("tag")
     pushed = await registry(request).manifests.put(

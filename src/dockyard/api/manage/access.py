@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
 
 from dockyard.api.authn import caller
 from dockyard.api.state import EdgeState
@@ -20,18 +21,39 @@ from dockyard.auth.policy import Subject, may_administer, may_manage, signed_in_
 from dockyard.oci.errors import Denied, Unauthorized
 
 
-async def _caller(request: Request) -> Subject:
-    subject, _ = await caller(request)
+async def subject_of(request: Request) -> Subject:
+    """The caller, verified once per request (a route may have asked before reading the body)."""
+    subject: Subject | None = getattr(request.state, "manage_subject", None)
+    if subject is None:
+        subject, _ = await caller(request)
+        request.state.manage_subject = subject
     return subject
 
 
-async def _signed_in(subject: Annotated[Subject, Depends(_caller)]) -> Subject:
+def refuse_anonymous(subject: Subject) -> Subject:
+    """401 for a caller without credentials."""
     if subject.is_anonymous:
         raise Unauthorized(
             "sign in to use the management API: HTTP Basic with a password or an access token, "
             "or a Bearer token from /token"
         )
     return subject
+
+
+async def _caller(request: Request) -> Subject:
+    return await subject_of(request)
+
+
+async def _signed_in(subject: Annotated[Subject, Depends(_caller)]) -> Subject:
+    return refuse_anonymous(subject)
+
+
+def requires_sign_in(dependant: Dependant) -> bool:
+    """Whether an operation takes `SignedIn` (directly or through another dependency)."""
+    return any(
+        dependency.call is _signed_in or requires_sign_in(dependency)
+        for dependency in dependant.dependencies
+    )
 
 
 def _edge(request: Request) -> EdgeState:

@@ -6,16 +6,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from dockyard.api.manage.access import Edge, SignedIn
 from dockyard.api.manage.pagination import Page, Paging, page_of
+from dockyard.api.manage.routing import GuardedRoute
 from dockyard.api.manage.schema import Label, errors, timestamp
 from dockyard.hub.catalog import ENTRY_NAME, group_by_variant
 from dockyard.metadata.catalog import EntryRow
 
-router = APIRouter(prefix="/catalog", tags=["catalog"], responses=errors(422))
+router = APIRouter(
+    prefix="/catalog", tags=["catalog"], responses=errors(422), route_class=GuardedRoute
+)
 
 Tls = Literal["enabled", "insecure", "disabled"]
 EntryName = Annotated[
@@ -193,18 +196,24 @@ async def remove_catalog_entry(name: EntryName, subject: SignedIn, edge: Edge) -
     return Response(status_code=204)
 
 
+_HOOK_BODY = {
+    "required": False,
+    "description": "Docker Hub's webhook payload, or anything: it is not read",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
+
+
 @router.post(
     "/hooks/{token}",
     status_code=202,
     responses=errors(404),
-    openapi_extra={"security": [{}]},
+    openapi_extra={"security": [{}], "requestBody": _HOOK_BODY},
 )
 async def notify_catalog_entry(
-    token: Annotated[str, Path(min_length=1, max_length=128)],
-    edge: Edge,
-    payload: Annotated[dict[str, Any] | None, Body()] = None,
+    token: Annotated[str, Path(min_length=1, max_length=128)], edge: Edge
 ) -> Notified:
     """Upstream pushed: sync every mirror of the entry now. The secret URL is the credential;
-    the body (Docker Hub's webhook payload) is accepted and not needed."""
+    the body (Docker Hub's webhook payload) is not needed, so it is never read: a stranger
+    cannot make the server hold one."""
     entry = await edge.hub.catalog.entry_for_hook(token)
     return Notified(queued=len(await edge.hub.mirrors.notify(entry)))

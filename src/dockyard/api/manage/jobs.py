@@ -10,11 +10,14 @@ from pydantic import BaseModel, Field
 
 from dockyard.api.manage.access import Edge, SignedIn, check, is_site_admin
 from dockyard.api.manage.pagination import Page, Paging, page_of
+from dockyard.api.manage.routing import GuardedRoute
 from dockyard.api.manage.schema import INT32_MAX, errors, optional_timestamp, timestamp
 from dockyard.hub.errors import Conflict, NotFound
 from dockyard.metadata.jobs import JobRow
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], responses=errors(401, 403, 422))
+router = APIRouter(
+    prefix="/jobs", tags=["jobs"], responses=errors(401, 403, 422), route_class=GuardedRoute
+)
 JobId = Annotated[int, Path(ge=1, le=INT32_MAX)]
 State = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dockyard.api.manage.access import Edge, SignedIn
 from dockyard.api.manage.pagination import Page, Paging, page_of
+from dockyard.api.manage.routing import GuardedRoute
 from dockyard.api.manage.schema import (
     ACCOUNT_NAME_PATTERN,
     INT32_MAX,
@@ -22,7 +23,9 @@ from dockyard.hub.catalog import ENTRY_NAME
 from dockyard.metadata.mirrors import MirrorRow, RunRow
 from dockyard.oci.names import MAX_NAME_LENGTH, NAME_PATTERN
 
-router = APIRouter(prefix="/mirrors", tags=["mirrors"], responses=errors(401, 422))
+router = APIRouter(
+    prefix="/mirrors", tags=["mirrors"], responses=errors(401, 422), route_class=GuardedRoute
+)
 MirrorId = Annotated[int, Path(ge=1, le=INT32_MAX)]
 
 

@@ -9,11 +9,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dockyard.api.manage.access import Edge, SignedIn, check, check_administers, may_see
 from dockyard.api.manage.pagination import Page, Paging, page_of
+from dockyard.api.manage.routing import GuardedRoute
 from dockyard.api.manage.schema import AccountName, AccountPath, errors, timestamp
 from dockyard.auth.policy import Role, Subject, signed_in_with_password
 from dockyard.metadata.accounts import OrgInfo
 
-router = APIRouter(prefix="/orgs", tags=["organizations"], responses=errors(401, 422))
+router = APIRouter(
+    prefix="/orgs", tags=["organizations"], responses=errors(401, 422), route_class=GuardedRoute
+)
 
 
 class Org(BaseModel):

@@ -16,6 +16,7 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from dockyard.api.manage.access import Caller, Edge, SignedIn
 from dockyard.api.manage.pagination import Page, Paging, page_of
+from dockyard.api.manage.routing import GuardedRoute
 from dockyard.api.manage.schema import ACCOUNT_NAME_PATTERN, errors
 from dockyard.api.state import EdgeState
 from dockyard.auth.policy import Action
@@ -51,7 +52,12 @@ RepositoryName = Annotated[
 
 SparseIndexes = Literal["on", "off", "site"]
 
-router = APIRouter(prefix="/repositories", tags=["repositories"], responses=errors(401, 422))
+router = APIRouter(
+    prefix="/repositories",
+    tags=["repositories"],
+    responses=errors(401, 422),
+    route_class=GuardedRoute,
+)
 
 
 class Repository(BaseModel):

@@ -34,6 +34,7 @@ _ERROR_DESCRIPTIONS = {
     403: "Signed in, but not allowed: the message says who may.",
     404: "Nothing by that name here (or no such path).",
     409: "Conflicts with what exists (a name taken, an organization left without an owner).",
+    413: "The request body is larger than the site's `api_body_limit_bytes` (1 MiB by default).",
     422: "The request is invalid: each error's `detail.field` names the field.",
     502: "An upstream registry could not be read: the message says which and why.",
 }

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dockyard.api.manage.access import Edge, SignedIn, check, check_administers
 from dockyard.api.manage.pagination import Page, Paging, page_of
+from dockyard.api.manage.routing import GuardedRoute
 from dockyard.api.manage.schema import (
     INT32_MAX,
     AccountPath,
@@ -26,7 +27,7 @@ from dockyard.api.manage.schema import (
 from dockyard.auth.policy import Scope
 from dockyard.metadata.accounts import TokenInfo
 
-router = APIRouter(tags=["tokens"], responses=errors(401, 422))
+router = APIRouter(tags=["tokens"], responses=errors(401, 422), route_class=GuardedRoute)
 
 TokenId = Annotated[int, Path(ge=1, le=INT32_MAX)]
 _OWNERS = "owners of {!r} and site admins"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dockyard.api.errors import InvalidRequest
 from dockyard.api.manage.access import Edge, SignedIn, check, check_administers, may_see
 from dockyard.api.manage.pagination import Page, Paging, page_of
+from dockyard.api.manage.routing import GuardedRoute
 from dockyard.api.manage.schema import (
     AccountName,
     AccountPath,
@@ -28,7 +29,9 @@ from dockyard.auth.passwords import MAX_LENGTH
 from dockyard.metadata.accounts import UserInfo
 from dockyard.oci.errors import Denied
 
-router = APIRouter(prefix="/users", tags=["users"], responses=errors(401, 422))
+router = APIRouter(
+    prefix="/users", tags=["users"], responses=errors(401, 422), route_class=GuardedRoute
+)
 
 
 class User(BaseModel):

@@ -12,13 +12,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from dockyard.api.manage.access import Edge, SignedIn, check
 from dockyard.api.manage.pagination import Page, Paging, page_of
 from dockyard.api.manage.repositories import REPOSITORY, RepositoryName
+from dockyard.api.manage.routing import GuardedRoute
 from dockyard.api.manage.schema import INT32_MAX, Label, errors, optional_timestamp, timestamp
 from dockyard.auth.policy import Action, Subject, may_manage
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.metadata.webhooks import DeliveryRow, WebhookRow
 from dockyard.oci.names import namespace_of
 
-router = APIRouter(tags=["webhooks"], responses=errors(422))
+router = APIRouter(tags=["webhooks"], responses=errors(422), route_class=GuardedRoute)
 Id = Annotated[int, Path(ge=1, le=INT32_MAX)]
 Url = Annotated[str, Field(min_length=1, max_length=2048, examples=["https://ci.example/hook"])]
 WebhookSecret = Annotated[str, Field(max_length=1024)]

@@ -1,0 +1,31 @@
+"""Every /api/v1 operation reads its body through `GuardedRoute`: caller first, then a
+bounded body."""
+
+from __future__ import annotations
+
+from fastapi.routing import APIRoute
+
+from dockyard.api.manage.access import requires_sign_in
+from dockyard.api.manage.app import ROUTERS
+from dockyard.api.manage.routing import GuardedRoute
+
+
+def test_every_operation_is_a_guarded_route() -> None:
+    operations = [route for router in ROUTERS for route in router.routes]
+    assert operations
+    for route in operations:
+        assert isinstance(route, GuardedRoute), route
+        if route.body_field is not None:
+            assert 413 in route.responses, route.path
+
+
+def test_sign_in_is_found_through_dependencies() -> None:
+    by_name = {
+        route.name: route
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute)
+    }
+    assert requires_sign_in(by_name["create_org"].dependant)
+    assert not requires_sign_in(by_name["notify_catalog_entry"].dependant)
+    assert not requires_sign_in(by_name["list_repositories"].dependant)
