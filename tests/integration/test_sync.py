@@ -27,17 +27,18 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from unit.copy.test_sync_config import SEED_YAML
 
 from dockyard.client.hosts import Client
 from dockyard.client.registry import RegistryClient
 from dockyard.client.retry import RetryPolicy
 from dockyard.client.settings import ClientConfig, Credential, RegistrySettings, TLSMode
-from dockyard.copy.sync_expand import registry_catalog
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import OciError
 from dockyard.oci.manifest import Manifest, parse_manifest
 from dockyard.oci.reference import Reference
+from dockyard.sync.expand import registry_catalog
 from support import peers
 from support.ocilayout import (
     Image,
@@ -49,7 +50,6 @@ from support.ocilayout import (
     random_layer,
 )
 from support.peers import DockerRegistry, DockerRegistryFactory, DockyardServer, Skopeo, run
-from unit.copy.test_sync_config import SEED_YAML
 
 pytestmark = pytest.mark.peers
 

@@ -26,12 +26,12 @@ import typer
 from dockyard.cli import loop
 from dockyard.client.registry import RegistryClient
 from dockyard.config import ConfigError
-from dockyard.copy.sync import Syncer
-from dockyard.copy.sync_client import sync_client
-from dockyard.copy.sync_config import load_sync_config
-from dockyard.copy.sync_model import SyncConfig
-from dockyard.copy.sync_report import RepositoryResult, SyncReport
-from dockyard.copy.sync_server import serve
+from dockyard.sync.client import sync_client
+from dockyard.sync.config import load_sync_config
+from dockyard.sync.engine import Syncer
+from dockyard.sync.model import SyncConfig
+from dockyard.sync.report import RepositoryResult, SyncReport
+from dockyard.sync.server import serve
 
 if TYPE_CHECKING:  # rich is imported when something is printed with it
     from rich.console import Console

@@ -8,13 +8,14 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from yarl import URL
 
 from dockyard.client.challenge import scope_for
 from dockyard.client.links import next_link
 from dockyard.client.responses import read_body
+from dockyard.client.transport import Transport
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
@@ -22,9 +23,6 @@ from dockyard.oci.errors import ManifestInvalid, NameUnknown, OciError
 from dockyard.oci.manifest import MAX_MANIFEST_SIZE, Manifest, parse_manifest
 from dockyard.oci.reference import Reference
 from dockyard.oci.referrers import fallback_tag, is_fallback_tag
-
-if TYPE_CHECKING:
-    from dockyard.client.registry import RegistryClient
 
 FILTERS_APPLIED = "OCI-Filters-Applied"
 MAX_PAGES = 1000
@@ -36,11 +34,27 @@ LIST_AFTER = 8
 FALLBACK_TAGS_SECONDS = 30.0
 
 
+class ManifestStore(Protocol):
+    """What referrers need of a registry client (`RegistryClient` is one): its transport per
+    registry, tag listing and manifests. A protocol, so this module does not import the client
+    that holds it."""
+
+    def transport(self, ref: Reference | str) -> Transport: ...
+
+    async def tag_list(self, ref: Reference, page_size: int | None = None) -> list[str]: ...
+
+    async def manifest_get(self, ref: Reference, accept: Sequence[str] = ...) -> Manifest: ...
+
+    async def manifest_put(
+        self, ref: Reference, manifest: Manifest, *, update_referrers: bool = True
+    ) -> Descriptor: ...
+
+
 class Referrers:
-    """Lists and maintains referrers for a `RegistryClient`; remembers per repository whether
+    """Lists and maintains referrers for a registry client; remembers per repository whether
     the registry has the referrers API, and serializes fallback-index updates in process."""
 
-    def __init__(self, registry: RegistryClient) -> None:
+    def __init__(self, registry: ManifestStore) -> None:
         self.registry = registry
         self.api: dict[tuple[str, str], bool] = {}
         self._locks: dict[tuple[str, str, Digest], asyncio.Lock] = {}

@@ -26,7 +26,6 @@ from dockyard.auth.secrets import token_hash
 from dockyard.client.hosts import SessionFactory
 from dockyard.client.registry import RegistryClient
 from dockyard.client.settings import TLSMode
-from dockyard.copy.sync_report import describe_error
 from dockyard.hub.errors import Conflict, Invalid, NotFound, UpstreamFailed
 from dockyard.hub.upstream import is_image_tag, upstream_client, upstream_of
 from dockyard.metadata import catalog as rows
@@ -35,6 +34,7 @@ from dockyard.metadata.catalog import EntryRow, TagRow
 from dockyard.metadata.db import Database
 from dockyard.oci.errors import Denied, OciError
 from dockyard.oci.reference import Reference
+from dockyard.sync.report import describe_error
 
 ENTRY_NAME = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*")
 KINDS = ("image", "chart")

@@ -22,7 +22,6 @@ from dockyard.copy.execute import execute
 from dockyard.copy.limits import Limits
 from dockyard.copy.options import CopyOptions
 from dockyard.copy.plan import plan_copy
-from dockyard.copy.sync_report import describe_error
 from dockyard.hub.catalog import Catalog
 from dockyard.hub.jobs import Job, JobContext, Retry
 from dockyard.hub.mirrors import PUBLIC_REASON, entry_of
@@ -33,6 +32,7 @@ from dockyard.metadata.mirrors import MirrorRow
 from dockyard.oci.reference import Reference
 from dockyard.registry.service import Registry
 from dockyard.registry.target import StoreTarget
+from dockyard.sync.report import describe_error
 
 log = logging.getLogger(__name__)
 LOCAL_REGISTRY = "dockyard.local"  # a reference's registry part means nothing to the store

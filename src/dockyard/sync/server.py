@@ -7,9 +7,9 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 
-from dockyard.copy.sync import Log, Syncer
-from dockyard.copy.sync_model import SyncConfig, SyncConfigError, SyncEntry
-from dockyard.copy.sync_report import SyncReport, describe_error
+from dockyard.sync.engine import Log, Syncer
+from dockyard.sync.model import SyncConfig, SyncConfigError, SyncEntry
+from dockyard.sync.report import SyncReport, describe_error
 
 
 async def serve(

@@ -13,16 +13,16 @@ import pytest
 
 from dockyard.client.settings import TLSMode
 from dockyard.copy.options import ReferrerFilter
-from dockyard.copy.sync_config import load_sync_config, parse_sync_config
-from dockyard.copy.sync_model import (
+from dockyard.oci.reference import Reference
+from dockyard.sync.config import load_sync_config, parse_sync_config
+from dockyard.sync.model import (
     DEFAULT_MEDIA_TYPES,
     SyncConfigError,
     TagFilter,
     select_tags,
 )
-from dockyard.copy.sync_schedule import Cron, Every, format_duration, parse_duration
-from dockyard.copy.sync_template import TemplateError, expand
-from dockyard.oci.reference import Reference
+from dockyard.sync.schedule import Cron, Every, format_duration, parse_duration
+from dockyard.sync.template import TemplateError, expand
 
 SEED = Path("/work/shared/seeds/003_1c43d184375af871.txt")
 

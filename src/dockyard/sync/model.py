@@ -17,9 +17,9 @@ from dockyard.copy.options import (
     CopyOptions,
     ReferrerFilter,
 )
-from dockyard.copy.sync_schedule import Cron, Every
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.reference import Reference
+from dockyard.sync.schedule import Cron, Every
 
 SyncType = Literal["registry", "repository", "image"]
 SYNC_TYPES: tuple[SyncType, ...] = ("registry", "repository", "image")

@@ -16,16 +16,16 @@ from dockyard.client.hosts import Client
 from dockyard.client.registry import RegistryClient
 from dockyard.client.settings import ClientConfig, TLSMode
 from dockyard.copy.events import CopyFinished, CopyStarted, Event
-from dockyard.copy.sync import Syncer
-from dockyard.copy.sync_client import sync_client, sync_client_config
-from dockyard.copy.sync_config import parse_sync_config
-from dockyard.copy.sync_model import SyncConfig, SyncConfigError
-from dockyard.copy.sync_report import SyncReport
-from dockyard.copy.sync_server import serve
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import ManifestUnknown
 from dockyard.oci.reference import Reference
 from dockyard.oci.referrers import fallback_tag
+from dockyard.sync.client import sync_client, sync_client_config
+from dockyard.sync.config import parse_sync_config
+from dockyard.sync.engine import Syncer
+from dockyard.sync.model import SyncConfig, SyncConfigError
+from dockyard.sync.report import SyncReport
+from dockyard.sync.server import serve
 from support.ocilayout import build_image, layer
 from unit.copy.fakes import MemoryTarget, store
 from unit.copy.scenes import SBOM, SIGNATURE, Scene, attach, manifest_of, multi_platform
@@ -466,7 +466,7 @@ async def test_a_copy_waits_while_the_source_has_too_few_pulls_left(
     async def nap(seconds: float) -> None:
         naps.append(seconds)
 
-    monkeypatch.setattr("dockyard.copy.sync.rate_limit_remaining", remaining)
+    monkeypatch.setattr("dockyard.sync.engine.rate_limit_remaining", remaining)
     text = (
         "sync:\n  - {source: src.test/acme/app:1, target: dst.test/x/app:1, type: image,"
         " ratelimit: {min: 10, retry: 10m}}\n"

@@ -14,10 +14,10 @@ from dockyard.client.links import next_link
 from dockyard.client.registry import RegistryClient
 from dockyard.client.responses import read_body
 from dockyard.client.target import Target
-from dockyard.copy.sync_model import SyncEntry, select_tags
 from dockyard.oci.errors import ManifestInvalid, OciError
 from dockyard.oci.reference import Reference
 from dockyard.oci.referrers import is_digest_tag, is_fallback_tag
+from dockyard.sync.model import SyncEntry, select_tags
 
 MAX_CATALOG_PAGE = 16 * 1024 * 1024
 MAX_CATALOG_PAGES = 10_000

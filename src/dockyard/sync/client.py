@@ -19,7 +19,7 @@ from dockyard.client.settings import (
     RegistrySettings,
     docker_credentials,
 )
-from dockyard.copy.sync_model import SyncConfig
+from dockyard.sync.model import SyncConfig
 
 
 def sync_client_config(config: SyncConfig, base: ClientConfig | None = None) -> ClientConfig:

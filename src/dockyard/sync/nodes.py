@@ -12,10 +12,10 @@ from typing import Any, NoReturn
 
 import yaml
 
-from dockyard.copy.sync_keys import HOMES
-from dockyard.copy.sync_model import SyncConfigError, Where
-from dockyard.copy.sync_schedule import Cron, Every, parse_duration
-from dockyard.copy.sync_template import TemplateError, expand
+from dockyard.sync.keys import HOMES
+from dockyard.sync.model import SyncConfigError, Where
+from dockyard.sync.schedule import Cron, Every, parse_duration
+from dockyard.sync.template import TemplateError, expand
 
 EXTENSION_PREFIX = "x-"
 MERGE_TAG = "tag:yaml.org,2002:merge"

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from dockyard.copy.sync_creds import CredsReader
-from dockyard.copy.sync_entries import EntryReader
-from dockyard.copy.sync_keys import TOP_KEYS
-from dockyard.copy.sync_model import SUPPORTED_VERSION, SyncConfig, SyncConfigError, Where
+from dockyard.sync.creds import CredsReader
+from dockyard.sync.entries import EntryReader
+from dockyard.sync.keys import TOP_KEYS
+from dockyard.sync.model import SUPPORTED_VERSION, SyncConfig, SyncConfigError, Where
 
 
 def load_sync_config(path: Path | str) -> SyncConfig:

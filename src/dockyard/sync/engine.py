@@ -35,15 +35,15 @@ from dockyard.copy.options import DEFAULT_CONCURRENCY
 from dockyard.copy.plan import plan_copy
 from dockyard.copy.platforms import select
 from dockyard.copy.result import CopyError
-from dockyard.copy.sync_expand import list_repositories, natural_key, repository_pairs, tags_to_sync
-from dockyard.copy.sync_model import SyncConfig, SyncEntry
-from dockyard.copy.sync_report import RepositoryResult, SyncReport, TagResult, describe_error
-from dockyard.copy.sync_run import Run, RunPlace
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Platform
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import ManifestUnknown, NameUnknown
 from dockyard.oci.reference import Reference
+from dockyard.sync.expand import list_repositories, natural_key, repository_pairs, tags_to_sync
+from dockyard.sync.model import SyncConfig, SyncEntry
+from dockyard.sync.report import RepositoryResult, SyncReport, TagResult, describe_error
+from dockyard.sync.run import Run, RunPlace
 
 Log = Callable[[str], None]
 DEFAULT_SYNC_REQUESTS = 16

@@ -12,8 +12,8 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from dockyard.cli.sync import app, print_plan, print_run
-from dockyard.copy.sync_report import RepositoryResult, SyncReport, TagResult
 from dockyard.oci.reference import Reference
+from dockyard.sync.report import RepositoryResult, SyncReport, TagResult
 
 runner = CliRunner()
 

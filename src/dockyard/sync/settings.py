@@ -10,23 +10,23 @@ import yaml
 from dockyard.copy.options import (
     ReferrerFilter,
 )
-from dockyard.copy.sync_keys import (
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.descriptor import Platform
+from dockyard.oci.errors import OciError
+from dockyard.oci.reference import DEFAULT_TAG, Reference
+from dockyard.sync.keys import (
     DEFAULTS_KEYS,
     RATELIMIT_KEYS,
     REFERRER_FILTER_KEYS,
     UNSUPPORTED_DEFAULTS,
 )
-from dockyard.copy.sync_model import (
+from dockyard.sync.model import (
     DEFAULT_MEDIA_TYPES,
     RATE_LIMIT_RETRY_MIN,
     RateLimit,
     SyncDefaults,
 )
-from dockyard.copy.sync_yaml import NodeReader
-from dockyard.oci import mediatypes as mt
-from dockyard.oci.descriptor import Platform
-from dockyard.oci.errors import OciError
-from dockyard.oci.reference import DEFAULT_TAG, Reference
+from dockyard.sync.nodes import NodeReader
 
 
 class SettingsReader(NodeReader):

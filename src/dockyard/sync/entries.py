@@ -8,8 +8,10 @@ from typing import Any
 
 import yaml
 
-from dockyard.copy.sync_keys import FILTER_KEYS, SYNC_KEYS, UNSUPPORTED_COMMON, UNSUPPORTED_FILTER
-from dockyard.copy.sync_model import (
+from dockyard.oci.errors import OciError
+from dockyard.oci.reference import Reference
+from dockyard.sync.keys import FILTER_KEYS, SYNC_KEYS, UNSUPPORTED_COMMON, UNSUPPORTED_FILTER
+from dockyard.sync.model import (
     DEFAULT_MEDIA_TYPES,
     RATE_LIMIT_RETRY_MIN,
     SYNC_TYPES,
@@ -19,10 +21,8 @@ from dockyard.copy.sync_model import (
     TagFilter,
     anchored,
 )
-from dockyard.copy.sync_schedule import Cron, Every, format_duration
-from dockyard.copy.sync_settings import SettingsReader
-from dockyard.oci.errors import OciError
-from dockyard.oci.reference import Reference
+from dockyard.sync.schedule import Cron, Every, format_duration
+from dockyard.sync.settings import SettingsReader
 
 
 class EntryReader(SettingsReader):

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 import yaml
 
 from dockyard.client.settings import TLSMode, normalize_registry
-from dockyard.copy.sync_keys import CREDS_KEYS, UNSUPPORTED_CREDS
-from dockyard.copy.sync_model import RegistryCreds, Where
-from dockyard.copy.sync_yaml import NodeReader
+from dockyard.sync.keys import CREDS_KEYS, UNSUPPORTED_CREDS
+from dockyard.sync.model import RegistryCreds, Where
+from dockyard.sync.nodes import NodeReader
 
 
 class CredsReader(NodeReader):
