@@ -111,8 +111,8 @@ async def _grant(request: Request, subject: Subject, asked: Grant) -> Grant | No
     registry = request.app.state.dockyard.registry
     repository = await registry.repositories.get(asked.name)
     # a public pull-through cache repository may be pulled before it exists here
-    policy_target = await registry.policy_target(asked.name, repository)
-    allowed = allowed_actions(subject, policy_target) & actions_of(asked)
+    policy_resource = await registry.policy_resource(asked.name, repository)
+    allowed = allowed_actions(subject, policy_resource) & actions_of(asked)
     if not allowed:
         return None
     return Grant("repository", asked.name, frozenset(a.value for a in allowed))

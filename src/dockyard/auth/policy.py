@@ -65,30 +65,32 @@ ANONYMOUS = Subject()
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
-    """What the policy needs to know of a repository (it may not exist yet)."""
+class Resource:
+    """What the policy needs to know of a repository (it may not exist yet).
+
+    Not a copy `Target` (`client/target.py`): this is what access is asked for."""
 
     name: str
     namespace: str | None
     is_public: bool = False
 
 
-def allowed_actions(subject: Subject, target: Target) -> frozenset[Action]:
-    """Every action `subject` may take on `target`."""
+def allowed_actions(subject: Subject, resource: Resource) -> frozenset[Action]:
+    """Every action `subject` may take on `resource`."""
     ceiling = _SCOPE_ACTIONS[subject.scope] if subject.scope else frozenset(Action)
-    granted: frozenset[Action] = frozenset({Action.PULL}) if target.is_public else frozenset()
+    granted: frozenset[Action] = frozenset({Action.PULL}) if resource.is_public else frozenset()
     if subject.is_admin:
         granted = frozenset(Action)
-    elif target.namespace is not None:
-        role = subject.roles.get(target.namespace)
+    elif resource.namespace is not None:
+        role = subject.roles.get(resource.namespace)
         if role is not None:
             granted |= _ROLE_ACTIONS[role]
     return granted & ceiling
 
 
-def allows(subject: Subject, target: Target, action: Action) -> bool:
+def allows(subject: Subject, resource: Resource, action: Action) -> bool:
     """The decision for one request."""
-    return action in allowed_actions(subject, target)
+    return action in allowed_actions(subject, resource)
 
 
 def may_manage(subject: Subject, namespace: str | None) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dockyard.auth.policy import Action, Subject, Target, allows
+from dockyard.auth.policy import Action, Resource, Subject, allows
 from dockyard.client.settings import normalize_registry
 from dockyard.config import ProxyUpstream
 from dockyard.metadata import accounts as account_rows
@@ -23,7 +23,7 @@ from dockyard.oci.names import namespace_of, validate_name
 from dockyard.oci.reference import Reference
 from dockyard.registry.cache import ReadCache, store_cache
 from dockyard.registry.context import Store
-from dockyard.registry.repositories import Repositories, target
+from dockyard.registry.repositories import Repositories, resource
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +97,14 @@ class ProxyRoutes:
             return route
         return None  # the mirror leaves new repositories to pushes
 
-    async def policy_target(self, name: str, repository: RepositoryRow | None) -> Target:
+    async def policy_resource(self, name: str, repository: RepositoryRow | None) -> Resource:
         """What the access policy decides on: a cache repository that does not exist yet
         counts with the visibility its proxy gives the repositories it creates."""
         if repository is None:
             route = await self.pull_route(name, None)
             if route is not None:
-                return Target(name, namespace_of(name), route.public)
-        return target(name, repository)
+                return Resource(name, namespace_of(name), route.public)
+        return resource(name, repository)
 
     async def is_cache(self, repository: RepositoryRow) -> bool:
         """Whether the pull-through cache made `repository`."""
@@ -158,7 +158,7 @@ class CacheRepositories(Repositories):
         elif (
             action is Action.PULL
             and repository is None
-            and allows(subject, await self.routes.policy_target(name, None), action)
+            and allows(subject, await self.routes.policy_resource(name, None), action)
         ):
             return None
         return await super().authorize(subject, name, action)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.auth.policy import Action, Subject, Target, allows, may_manage
+from dockyard.auth.policy import Action, Resource, Subject, allows, may_manage
 from dockyard.metadata import accounts as account_rows
 from dockyard.metadata import repositories as rows
 from dockyard.metadata.db import Database
@@ -26,8 +26,8 @@ class Page:
     next_last: str | None  # the `last` of the next page, None when this is the last page
 
 
-def target(name: str, repository: RepositoryRow | None) -> Target:
-    return Target(name, namespace_of(name), repository is not None and repository.is_public)
+def resource(name: str, repository: RepositoryRow | None) -> Resource:
+    return Resource(name, namespace_of(name), repository is not None and repository.is_public)
 
 
 async def create_in(db: Database, conn: AsyncConnection, name: str) -> RepositoryRow:
@@ -63,7 +63,7 @@ class Repositories:
         """
         validate_name(name)
         repository = await self.get(name)
-        if allows(subject, target(name, repository), action):
+        if allows(subject, resource(name, repository), action):
             return repository
         verb = {Action.PULL: "pull from", Action.PUSH: "push to", Action.DELETE: "delete from"}[
             action
@@ -120,7 +120,7 @@ class Repositories:
         """Repository names the subject may pull, in order, at most `n` (capped)."""
         limit = CATALOG_MAX if n is None else max(0, min(n, CATALOG_MAX))
         return await self._page(
-            lambda r: allows(subject, target(r.name, r), Action.PULL), limit, last
+            lambda r: allows(subject, resource(r.name, r), Action.PULL), limit, last
         )
 
     async def _page(
@@ -158,7 +158,7 @@ class Repositories:
                     batch = await rows.names_after_in(conn, namespace, cursor, 500)
             if not batch:
                 break
-            found.extend(r for r in batch if allows(subject, target(r.name, r), Action.PULL))
+            found.extend(r for r in batch if allows(subject, resource(r.name, r), Action.PULL))
             cursor = batch[-1].name
         return found[:limit], len(found) > limit
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dockyard.auth.policy import Target
+from dockyard.auth.policy import Resource
 from dockyard.client.hosts import SessionFactory
 from dockyard.config import ProxyUpstream
 from dockyard.metadata.repositories import RepositoryRow
@@ -16,7 +16,7 @@ from dockyard.registry.manifests import Manifests
 from dockyard.registry.proxy import PullThrough
 from dockyard.registry.proxy_routes import CacheRepositories, ProxyRoutes
 from dockyard.registry.referrers import Referrers
-from dockyard.registry.repositories import Repositories, target
+from dockyard.registry.repositories import Repositories, resource
 from dockyard.registry.uploads import Uploads
 
 
@@ -36,12 +36,12 @@ class Registry:
         self.blobs.forget_cached()
         self.manifests.forget_cached()
 
-    async def policy_target(self, name: str, repository: RepositoryRow | None) -> Target:
+    async def policy_resource(self, name: str, repository: RepositoryRow | None) -> Resource:
         """What the access policy decides on for `name` (a cache repository that the
         pull-through cache would make counts with the visibility it would get)."""
         if self.pull_through is None:
-            return target(name, repository)
-        return await self.pull_through.routes.policy_target(name, repository)
+            return resource(name, repository)
+        return await self.pull_through.routes.policy_resource(name, repository)
 
     async def close(self) -> None:
         """Stop what runs in the background (pull-through fetches) and close its sessions."""

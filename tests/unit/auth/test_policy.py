@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from dockyard.auth.policy import (
     ANONYMOUS,
     Action,
+    Resource,
     Role,
     Scope,
     Subject,
-    Target,
     allowed_actions,
     allows,
     may_administer,
@@ -34,10 +34,10 @@ CAROL = Subject(name="carol", user_id=3, roles={"carol": Role.OWNER, "other": Ro
 ADMIN = Subject(name="admin", user_id=4, is_admin=True, roles={"admin": Role.OWNER})
 ACME_TOKEN = Subject(name="acme", roles={"acme": Role.OWNER}, scope=Scope.READ, org="acme")
 
-PUBLIC = Target("acme/public", "acme", is_public=True)
-PRIVATE = Target("acme/private", "acme", is_public=False)
-TOP_LEVEL = Target("library", None, is_public=False)
-TOP_LEVEL_PUBLIC = Target("library", None, is_public=True)
+PUBLIC = Resource("acme/public", "acme", is_public=True)
+PRIVATE = Resource("acme/private", "acme", is_public=False)
+TOP_LEVEL = Resource("library", None, is_public=False)
+TOP_LEVEL_PUBLIC = Resource("library", None, is_public=True)
 
 
 def with_scope(subject: Subject, scope: Scope | None) -> Subject:
@@ -62,10 +62,10 @@ def with_scope(subject: Subject, scope: Scope | None) -> Subject:
         (CAROL, PUBLIC, READ_ONLY),
         (CAROL, PRIVATE, NOTHING),
         # every user owns their own namespace
-        (CAROL, Target("carol/app", "carol"), EVERYTHING),
-        (BOB, Target("bob/app", "bob"), EVERYTHING),
-        (BOB, Target("alice/app", "alice"), NOTHING),
-        (BOB, Target("alice/app", "alice", is_public=True), READ_ONLY),
+        (CAROL, Resource("carol/app", "carol"), EVERYTHING),
+        (BOB, Resource("bob/app", "bob"), EVERYTHING),
+        (BOB, Resource("alice/app", "alice"), NOTHING),
+        (BOB, Resource("alice/app", "alice", is_public=True), READ_ONLY),
         # one-component names belong to no namespace: only the site admin writes there
         (ALICE, TOP_LEVEL, NOTHING),
         (ALICE, TOP_LEVEL_PUBLIC, READ_ONLY),
@@ -73,7 +73,7 @@ def with_scope(subject: Subject, scope: Scope | None) -> Subject:
         (ADMIN, PUBLIC, EVERYTHING),
         (ADMIN, PRIVATE, EVERYTHING),
         (ADMIN, TOP_LEVEL, EVERYTHING),
-        (ADMIN, Target("nobody/app", "nobody"), EVERYTHING),
+        (ADMIN, Resource("nobody/app", "nobody"), EVERYTHING),
         # personal tokens cap the owner's rights
         (with_scope(ALICE, Scope.READ), PRIVATE, READ_ONLY),
         (with_scope(ALICE, Scope.WRITE), PRIVATE, READ_WRITE),
@@ -89,11 +89,11 @@ def with_scope(subject: Subject, scope: Scope | None) -> Subject:
         (ACME_TOKEN, PRIVATE, READ_ONLY),
         (with_scope(ACME_TOKEN, Scope.WRITE), PRIVATE, READ_WRITE),
         (with_scope(ACME_TOKEN, Scope.DELETE), PRIVATE, EVERYTHING),
-        (with_scope(ACME_TOKEN, Scope.DELETE), Target("other/app", "other"), NOTHING),
-        (with_scope(ACME_TOKEN, Scope.DELETE), Target("other/app", "other", True), READ_ONLY),
+        (with_scope(ACME_TOKEN, Scope.DELETE), Resource("other/app", "other"), NOTHING),
+        (with_scope(ACME_TOKEN, Scope.DELETE), Resource("other/app", "other", True), READ_ONLY),
     ],
 )
-def test_allowed_actions(subject: Subject, target: Target, expected: frozenset[Action]) -> None:
+def test_allowed_actions(subject: Subject, target: Resource, expected: frozenset[Action]) -> None:
     assert allowed_actions(subject, target) == expected
     for action in Action:
         assert allows(subject, target, action) == (action in expected)
@@ -101,8 +101,8 @@ def test_allowed_actions(subject: Subject, target: Target, expected: frozenset[A
 
 def test_a_name_that_only_looks_like_a_namespace_grants_nothing() -> None:
     # roles are keyed by the namespace itself, not by a prefix of the repository name
-    assert allowed_actions(BOB, Target("bobby/app", "bobby")) == NOTHING
-    assert allowed_actions(BOB, Target("acme-corp/app", "acme-corp")) == NOTHING
+    assert allowed_actions(BOB, Resource("bobby/app", "bobby")) == NOTHING
+    assert allowed_actions(BOB, Resource("acme-corp/app", "acme-corp")) == NOTHING
 
 
 @pytest.mark.parametrize(
@@ -196,7 +196,7 @@ subjects = st.builds(
     org=st.one_of(st.none(), namespaces),
 )
 targets = st.builds(
-    Target,
+    Resource,
     name=st.just("x/y"),
     namespace=st.one_of(st.none(), namespaces),
     is_public=st.booleans(),
@@ -206,7 +206,7 @@ scopes = st.sampled_from(Scope)
 
 @given(subjects, targets, scopes)
 def test_a_token_never_grants_more_than_its_subject(
-    subject: Subject, target: Target, scope: Scope
+    subject: Subject, target: Resource, scope: Scope
 ) -> None:
     untokened = with_scope(subject, None)
     tokened = with_scope(subject, scope)
@@ -227,7 +227,7 @@ def test_administering_implies_managing_and_a_password(
 
 @given(subjects, targets, scopes, scopes)
 def test_a_narrower_scope_never_grants_more(
-    subject: Subject, target: Target, first: Scope, second: Scope
+    subject: Subject, target: Resource, first: Scope, second: Scope
 ) -> None:
     order = list(Scope)
     narrow, wide = sorted((first, second), key=order.index)
@@ -237,7 +237,7 @@ def test_a_narrower_scope_never_grants_more(
 
 
 @given(subjects, targets)
-def test_invariants_of_every_decision(subject: Subject, target: Target) -> None:
+def test_invariants_of_every_decision(subject: Subject, target: Resource) -> None:
     granted = allowed_actions(subject, target)
     # public repositories can be pulled by anyone, whatever the token
     if target.is_public:
