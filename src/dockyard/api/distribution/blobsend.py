@@ -27,22 +27,21 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import ipaddress
 import logging
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
+from dockyard.api.distribution.blobconns import Connection, Connections, Limits, client_key
 from dockyard.api.distribution.common import byte_range, natural, shown
 from dockyard.api.distribution.httphead import MAX_HEAD, RequestHead, read_head, response_head
 from dockyard.api.errors import envelope
 from dockyard.oci.digest import Digest
-from dockyard.oci.errors import BlobUnknown, Denied, OciError, TooManyRequests
+from dockyard.oci.errors import BlobUnknown, Denied, OciError
 from dockyard.storage.blobs import BlobStore
 
 log = logging.getLogger(__name__)
@@ -52,18 +51,6 @@ SIGNATURE_HEX = 64
 MIN_CHUNK = 256 * 1024  # a body goes out in chunks, each sent within `Limits.stall_seconds`
 MAX_CHUNK = 16 * 1024 * 1024
 BACKLOG = 1024
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one client may hold of one server process's listener, and for how long."""
-
-    header_seconds: float = 10.0  # a request head, from its first byte (or the connect)
-    idle_seconds: float = 15.0  # a kept-alive connection with no next request
-    stall_seconds: float = 30.0  # a body chunk the client takes nothing of, then less than
-    # MIN_CHUNK per this many seconds: a client that stops reading
-    connections: int = 1024  # per process
-    per_client: int = 64  # per process and client address (IPv6: per /64)
 
 
 class BlobLinks:
@@ -120,93 +107,6 @@ class BlobLinks:
         return self.check(parts[2], expires[0], signature[0])
 
 
-class ListenerFull(OciError):
-    """Every connection slot of the process is sending a body (distribution's own code)."""
-
-    code, status, default_message = "UNAVAILABLE", 503, "the blob sender is busy"
-
-
-class _Connection:
-    __slots__ = ("busy", "client", "task")
-
-    def __init__(self, client: str, task: asyncio.Task[Any]) -> None:
-        self.client, self.task, self.busy = client, task, False
-
-
-def client_key(peer: Any) -> str:
-    """Whom a connection counts against: its IPv4 address, or the /64 of its IPv6 address (one
-    host usually holds a whole /64)."""
-    try:
-        address = ipaddress.ip_address(peer[0])
-    except (TypeError, ValueError, IndexError):
-        return str(peer)
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
-
-
-class _Connections:
-    """The connections of one listener, counted per client, the ones waiting for a request
-    (oldest first) the first to go when there is no room for another."""
-
-    def __init__(self, limits: Limits) -> None:
-        self._limits = limits
-        self._clients: dict[str, dict[_Connection, None]] = {}
-        self._waiting: dict[_Connection, None] = {}
-        self._count = 0
-
-    def admit(self, conn: _Connection) -> OciError | None:
-        """Count `conn` in, closing a waiting connection to make room; or why it cannot be."""
-        mine = self._clients.get(conn.client, {})
-        if len(mine) >= self._limits.per_client and not self._close_one_of(mine):
-            return TooManyRequests(
-                f"{len(mine)} connections from {conn.client} are downloading already: "
-                "retry when one of them is done",
-                headers={"Retry-After": "1"},
-            )
-        if self._count >= self._limits.connections and not self._close_one_of(self._waiting):
-            return ListenerFull(
-                f"all {self._count} connections are downloading: retry in a moment",
-                headers={"Retry-After": "1"},
-            )
-        self._clients.setdefault(conn.client, {})[conn] = None
-        self._waiting[conn] = None
-        self._count += 1
-        return None
-
-    def _close_one_of(self, candidates: dict[_Connection, None]) -> bool:
-        victim = next((conn for conn in candidates if not conn.busy), None)
-        if victim is None:
-            return False
-        log.debug("blob sender: closing a waiting connection of %s for a new one", victim.client)
-        self.forget(victim)
-        victim.task.cancel()
-        return True
-
-    def busy(self, conn: _Connection) -> None:
-        conn.busy = True
-        self._waiting.pop(conn, None)
-
-    def waiting(self, conn: _Connection) -> None:
-        conn.busy = False
-        mine = self._clients.get(conn.client)
-        if mine is not None and mine.pop(conn, False) is None:  # still counted: to the back
-            mine[conn] = None
-            self._waiting[conn] = None
-
-    def forget(self, conn: _Connection) -> None:
-        """Count `conn` out (once, whether it ended or was closed for another)."""
-        mine = self._clients.get(conn.client)
-        if mine is None or mine.pop(conn, False) is not None:
-            return
-        self._count -= 1
-        self._waiting.pop(conn, None)
-        if not mine:
-            del self._clients[conn.client]
-
-
 class _Listener:
     """Answers the connections of one process's listener."""
 
@@ -214,14 +114,14 @@ class _Listener:
         self._blobs = blobs
         self._links = links
         self._limits = limits
-        self._connections = _Connections(limits)
+        self._connections = Connections(limits)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
-        conn = _Connection(client_key(writer.get_extra_info("peername")), task)
+        conn = Connection(client_key(writer.get_extra_info("peername")), task)
         try:
             refusal = self._connections.admit(conn)
             if refusal is not None:
@@ -231,6 +131,10 @@ class _Listener:
             await self._converse(conn, reader, writer)
         except (ConnectionError, TimeoutError) as exc:
             log.debug("blob sender: %s: %r", conn.client, exc)
+        except asyncio.CancelledError:
+            # closed for another connection, or the listener closes: the task ends here, as
+            # Python 3.11's StreamReaderProtocol asks a cancelled task for its exception
+            log.debug("blob sender: closed a connection of %s", conn.client)
         except Exception:
             log.exception("blob sender: a request from %s failed", conn.client)
         finally:
@@ -246,7 +150,7 @@ class _Listener:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _converse(
-        self, conn: _Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, conn: Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         """Answer one request after another until the client (or a limit) ends it."""
         limits = self._limits
