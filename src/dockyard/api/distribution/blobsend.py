@@ -39,7 +39,7 @@ from urllib.parse import parse_qs, urlsplit
 from dockyard.api.distribution.blobconns import Connection, Connections, Limits, client_key
 from dockyard.api.distribution.common import byte_range, natural, shown
 from dockyard.api.distribution.httphead import MAX_HEAD, RequestHead, read_head, response_head
-from dockyard.api.errors import envelope
+from dockyard.api.errors import API_VERSION_HEADER, envelope
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import BlobUnknown, Denied, OciError
 from dockyard.storage.blobs import BlobStore
@@ -242,7 +242,7 @@ class _Listener:
 
 
 _BLOB_FIELDS = {
-    "Docker-Distribution-API-Version": "registry/2.0",
+    **API_VERSION_HEADER,
     "Content-Type": "application/octet-stream",
     "Accept-Ranges": "bytes",
     "Cache-Control": f"private, max-age={LINK_SECONDS}",
