@@ -220,9 +220,12 @@ class _Listener:
     async def _send_file(
         self, transport: asyncio.WriteTransport, handle: BinaryIO, offset: int, count: int
     ) -> None:
-        """`count` bytes of `handle` from `offset`, by the kernel, in chunks of about a second's
-        worth at the rate the client took the last one: a client that stops taking bytes is
-        dropped `stall_seconds` after it stopped, a slow one is not."""
+        """`count` bytes of `handle` from `offset`, sent by the kernel (sendfile(2)).
+
+        In chunks, each of which the client must take within `stall_seconds`: a client that
+        stops reading is dropped. A chunk is about a second's worth at the rate the client took
+        the last one (at least MIN_CHUNK), so a slow client is not.
+        """
         loop = asyncio.get_running_loop()
         chunk = MIN_CHUNK
         while count:
@@ -235,7 +238,7 @@ class _Listener:
             except asyncio.SendfileNotAvailableError as exc:  # the socket failed at once
                 raise ConnectionResetError(str(exc)) from exc
             if sent != size:
-                raise OSError(f"blob file ended {count - sent} bytes early (changed on disk?)")
+                raise OSError(f"blob file ended {size - sent} bytes early (changed on disk?)")
             offset, count = offset + size, count - size
             rate = size / max(loop.time() - started, 0.001)
             chunk = int(max(MIN_CHUNK, min(MAX_CHUNK, rate)))
