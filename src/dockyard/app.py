@@ -8,6 +8,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.routing import Route
@@ -35,6 +36,7 @@ from dockyard.metadata import settings as site_settings
 from dockyard.metadata.db import Database
 from dockyard.registry.context import Store
 from dockyard.registry.gc import expire_uploads
+from dockyard.registry.indexes import IndexChecks
 from dockyard.registry.service import Registry
 from dockyard.storage.blobs import BlobStore
 from dockyard.storage.driver.filesystem import FilesystemDriver
@@ -45,17 +47,43 @@ log = logging.getLogger("dockyard")
 EVENT_RETENTION_SECONDS = 7 * 86400.0  # dispatched events no webhook delivery refers to
 
 
+def embedded_database(settings: Settings) -> Path:
+    """The SQLite file of a data folder (used when no `database_url` is set)."""
+    return settings.data.resolve() / "dockyard.db"
+
+
+async def missing_site(settings: Settings) -> str | None:
+    """Why `settings` name no Dockyard site, naming where it looked; None when they do.
+    Creates nothing (opening a store would create an empty site)."""
+    if settings.database_url is None:
+        path = embedded_database(settings)
+        if path.is_file():
+            return None
+        return f"no Dockyard site in the data folder {path.parent} (it holds no {path.name})"
+    db = Database(settings.database_url)
+    try:
+        if await db.has_schema():
+            return None
+    finally:
+        await db.close()
+    return f"no Dockyard site in the database {db.shown_url()} (its tables were never created)"
+
+
 def open_store(settings: Settings) -> Store:
     """The database and content store a data folder (or configured URL) holds."""
     settings.data.mkdir(parents=True, exist_ok=True)
-    embedded = f"sqlite+aiosqlite:///{settings.data.resolve() / 'dockyard.db'}"
+    embedded = f"sqlite+aiosqlite:///{embedded_database(settings)}"
     db = Database(settings.database_url or embedded)
     driver = FilesystemDriver(settings.data / "storage")
     stamps = settings.data / "run"
     return Store(
         db,
         BlobStore(driver),
-        UploadStore(driver),
+        UploadStore(
+            driver,
+            per_repository=settings.upload_sessions_per_repository,
+            per_account=settings.upload_sessions_per_account,
+        ),
         settings.metadata_cache_seconds,
         Generation(stamps / "cache-generation"),
         Generation(stamps / "accounts-generation"),
@@ -80,12 +108,12 @@ async def build_state(
     accounts = build_accounts(store, settings)
     created = await accounts.bootstrap_admin(settings.admin_password)
     if created is not None:
-        shown = (
-            "from DOCKYARD_ADMIN_PASSWORD" if settings.admin_password else f"{created} (shown once)"
-        )
+        given = settings.source_of("admin_password") or "the admin_password setting"
+        shown = f"from {given}" if settings.admin_password else f"{created} (shown once)"
         print(f"Created the site admin: user 'admin', password {shown}", flush=True)
     key = await site_settings.get_or_set(store.db, "token_signing_key", new_signing_key())
-    registry = Registry.over(store, settings.proxies, session_factory)
+    indexes = IndexChecks.of(settings.index_platforms, settings.index_platform_list)
+    registry = Registry.over(store, settings.proxies, session_factory, indexes)
     return EdgeState(
         settings,
         registry,

@@ -12,11 +12,22 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "DOCKYARD_"
 # DOCKYARD_* variables that belong to the client side, not to the server's settings
 _NOT_SERVER_SETTINGS = frozenset({"config", "server_config", "server"})
+
+
+_PLATFORM = re.compile(r"[a-z0-9_.-]+/[a-z0-9_.-]+", re.IGNORECASE)
 
 
 class ConfigError(ValueError):
@@ -118,6 +129,9 @@ class Settings(BaseModel):
     )
     basic_cache_seconds: float = Field(60.0, ge=0)
     upload_expiry_seconds: float = Field(24 * 3600.0, gt=0)
+    # upload sessions open at once (0: no cap); each costs a folder until it ends or expires
+    upload_sessions_per_repository: int = Field(200, ge=0)
+    upload_sessions_per_account: int = Field(1000, ge=0)
     janitor_interval_seconds: float = Field(600.0, gt=0)
     gc_grace_seconds: float = Field(3600.0, ge=0)
     metadata_cache_seconds: float = Field(
@@ -156,11 +170,46 @@ class Settings(BaseModel):
         description="smaller blobs are sent directly: for them the redirect's round trip costs "
         "more than sendfile saves",
     )
+    # --- manifests ----------------------------------------------------------------------------
+    index_platforms: Literal["all", "none", "list"] = Field(
+        "all",
+        description="which entries of a pushed index must already be in the repository "
+        "(distribution's validation.manifests.indexes.platforms): all; none (sparse indexes, "
+        "as a platform-subset copy makes); list (those of index_platform_list). A repository's "
+        "own sparse_indexes setting wins",
+    )
+    index_platform_list: list[str] = Field(
+        default_factory=list,
+        description="with index_platforms: list, the platforms (os/arch, any variant) whose "
+        "entries must exist (comma-separated in DOCKYARD_INDEX_PLATFORM_LIST)",
+    )
     # --- the pull-through cache ---------------------------------------------------------------
     proxies: list[ProxyUpstream] = Field(
         default_factory=list,
         description="upstream registries pulled through (YAML list; JSON in DOCKYARD_PROXIES)",
     )
+
+    @field_validator("index_platform_list", mode="before")
+    @classmethod
+    def _platform_list_text(cls, value: Any) -> Any:
+        return [p for p in re.split(r"[,\s]+", value) if p] if isinstance(value, str) else value
+
+    @field_validator("index_platform_list")
+    @classmethod
+    def _platforms(cls, value: list[str]) -> list[str]:
+        for platform in value:
+            if not _PLATFORM.fullmatch(platform):
+                raise ValueError(f"{platform!r} is not a platform: os/arch, as linux/arm64")
+        return value
+
+    @model_validator(mode="after")
+    def _platform_list_with_list(self) -> Settings:
+        if (self.index_platforms == "list") != bool(self.index_platform_list):
+            raise ValueError(
+                "index_platform_list names the platforms to check when (and only when) "
+                "index_platforms is list"
+            )
+        return self
 
     @field_validator("proxies", mode="before")
     @classmethod
@@ -194,6 +243,13 @@ class Settings(BaseModel):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError(f"{value!r} is not an http:// or https:// URL")
         return value
+
+    # where each setting came from (a file, an environment variable, a flag), for messages
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def source_of(self, key: str) -> str | None:
+        """Where setting `key` came from, as `load_settings` found it; None for a default."""
+        return self._sources.get(key)
 
     @property
     def listen_host(self) -> str:
@@ -240,7 +296,7 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
             values[key] = value
             sources[key] = f"--{key.replace('_', '-')}"
     try:
-        return Settings(**values)
+        settings = Settings(**values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
@@ -253,3 +309,5 @@ def load_settings(config_file: Path | None = None, **flags: Any) -> Settings:
             else:
                 problems.append(f"{path} ({where}): {error['msg']}")
         raise ConfigError("; ".join(problems)) from None
+    settings._sources.update(sources)
+    return settings

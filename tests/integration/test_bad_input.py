@@ -1408,3 +1408,35 @@ async def test_blob_ranges_through_the_real_server(server: DockyardServer) -> No
         async with session.get(path) as resp:
             assert resp.status == 200
             assert await resp.read() == data
+
+
+async def test_manifest_with_a_key_twice_is_refused_through_the_real_server(
+    server: DockyardServer,
+) -> None:
+    """Python and Go keep the last of two `config` values, other parsers the first: a client
+    verifying what this registry accepted could be shown another image, so it is refused."""
+    repo = "bad/duplicate-keys"
+    other = json_bytes({"architecture": "arm64", "os": "linux"})
+    async with http_session(server) as session:
+        for blob in (_CONFIG, other):
+            async with session.post(
+                f"/v2/{repo}/blobs/uploads/",
+                params={"digest": sha256(blob)},
+                data=blob,
+                headers=OCTET,
+            ) as resp:
+                assert resp.status == 201
+        config = {"mediaType": MEDIA_TYPE_IMAGE_CONFIG, "digest": sha256(other), "size": len(other)}
+        good = image_manifest(_CONFIG, [])
+        raw = good.replace(b'"config":', b'"config":' + json.dumps(config).encode() + b',"config":')
+        assert raw.count(b'"config":') == 2
+        assert json.loads(raw)["config"]["digest"] == sha256(_CONFIG)
+        headers = {"Content-Type": MEDIA_TYPE_IMAGE_MANIFEST}
+        async with session.put(f"/v2/{repo}/manifests/v1", data=raw, headers=headers) as resp:
+            error = await expect_error(resp, 400, "MANIFEST_INVALID")
+        assert "'config' twice" in error["message"]
+        assert error["detail"] == {"key": "config"}
+        async with session.head(f"/v2/{repo}/manifests/{sha256(raw)}") as resp:
+            assert resp.status == 404
+        async with session.put(f"/v2/{repo}/manifests/v1", data=good, headers=headers) as resp:
+            assert resp.status == 201

@@ -13,6 +13,7 @@ import pytest
 
 from dockyard.client.settings import Credential
 from dockyard.copy import CopyError, CopyOptions, copy_image
+from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.manifest import Manifest, parse_manifest
 from dockyard.oci.reference import Reference
@@ -245,21 +246,60 @@ async def test_blobs_are_mounted_between_repositories_of_dockyard(
 
 
 @bounded
-async def test_a_platform_filter_on_a_checking_registry_says_why_it_fails(
-    distribution: Peer, dockyard: Peer
+async def test_a_platform_subset_keeps_the_index_digest_where_sparse_indexes_are_on(
+    distribution: Peer, dockyard: Peer, dockyard_server: DockyardServer
 ) -> None:
     src = distribution.ref("dhi/ruby:3")
     source = await publish(distribution, src)
     dst = dockyard.ref("mirror/ruby:3")
+    subset = CopyOptions(platforms=("linux/amd64",), referrers=True)
     with pytest.raises(CopyError) as caught:
-        await copy_image(
-            distribution.registry,
-            src,
-            dockyard.registry,
-            dst,
-            CopyOptions(platforms=("linux/amd64",)),
-        )
-    assert "left out by the platform filter" in str(caught.value)
+        await copy_image(distribution.registry, src, dockyard.registry, dst, subset)
+    message = str(caught.value)
+    assert "left out by the platform filter" in message
+    assert "linux/arm64" in message
+    assert "dockyard admin repo set mirror/ruby --sparse-indexes on" in message
+    assert "MANIFEST_BLOB_UNKNOWN" in message or "ManifestBlobUnknown" in message
     # what was kept is there; the index, which names the missing platform, is not
     await assert_same_bytes(dockyard, dst, [source.amd64, source.attestation])
     assert await dockyard.registry.manifest_head(dst) is None
+
+    shown = dockyard_server.cli("admin", "repo", "set", "mirror/ruby", "--sparse-indexes", "on")
+    assert "sparse indexes on" in shown.stdout
+    result = await copy_image(distribution.registry, src, dockyard.registry, dst, subset)
+    assert result.digest == source.index.digest
+    head = await dockyard.registry.manifest_head(dst)
+    assert head is not None
+    assert head.digest == source.index.digest  # so the upstream signature still names it
+    await assert_same_bytes(dockyard, dst, [source.index, source.amd64, source.signature])
+    assert await dockyard.registry.manifest_head(at(dst, source.arm64.digest)) is None
+    assert source.signature.digest in await referrer_digests(dockyard, dst, source.index)
+
+
+@bounded
+async def test_a_sha512_image_copied_to_a_tag_keeps_its_digest(
+    distribution: Peer, dockyard: Peer
+) -> None:
+    """A tag push is digested with sha256, so the client pushes a sha512 manifest by digest
+    with the tag as a parameter, which Dockyard applies."""
+    image = build_image({"bin/app": "sha512"})
+    manifest = parse_manifest(image.manifest.data, algorithm="sha512")
+    src = dockyard.ref("team/long:1")
+    for blob in image.blobs():
+        await dockyard.registry.blob_put(src, Descriptor.from_json(blob.descriptor()), blob.data)
+    await dockyard.registry.manifest_put(src, manifest)
+    head = await dockyard.registry.manifest_head(src)
+    assert head is not None
+    assert head.digest == manifest.digest
+    copied = await copy_image(
+        dockyard.registry, src, dockyard.registry, dockyard.ref("copy/long:1")
+    )
+    assert copied.digest == manifest.digest
+    head = await dockyard.registry.manifest_head(dockyard.ref("copy/long:1"))
+    assert head is not None
+    assert head.digest == manifest.digest
+    # distribution 2.8 digests every manifest with sha256, so it refuses this one outright
+    with pytest.raises(CopyError, match=r"DigestInvalid.*manifests/sha512:"):
+        await copy_image(
+            dockyard.registry, src, distribution.registry, distribution.ref("x/long:1")
+        )

@@ -640,7 +640,7 @@ async def test_concurrent_requests_with_new_credentials_share_one_check(
     sqlite_app: InProcess, argon2_calls: list[str]
 ) -> None:
     app = sqlite_app
-    alice = await app.user("alice", "alice-pw")
+    alice = await app.user("alice", "alice-pass-1x")
     argon2_calls.clear()
 
     async def ping() -> int:
@@ -648,14 +648,14 @@ async def test_concurrent_requests_with_new_credentials_share_one_check(
             return resp.status
 
     assert await asyncio.gather(*(ping() for _ in range(8))) == [200] * 8
-    assert argon2_calls == ["alice-pw"]
+    assert argon2_calls == ["alice-pass-1x"]
 
 
 async def test_basic_credentials_are_verified_once(
     sqlite_app: InProcess, argon2_calls: list[str]
 ) -> None:
     app = sqlite_app
-    alice = await app.user("alice", "alice-pw")
+    alice = await app.user("alice", "alice-pass-1x")
     await app.push_image("alice/app", "v1")  # as the admin: alice's password is not used yet
     argon2_calls.clear()
     for _ in range(3):
@@ -665,47 +665,49 @@ async def test_basic_credentials_are_verified_once(
             assert resp.status == 200
     status, _ = await get_token(app, ["repository:alice/app:pull"], alice)
     assert status == 200
-    assert argon2_calls == ["alice-pw"]
+    assert argon2_calls == ["alice-pass-1x"]
 
 
 async def test_wrong_passwords_are_never_cached(
     sqlite_app: InProcess, argon2_calls: list[str]
 ) -> None:
     app = sqlite_app
-    await app.user("alice", "alice-pw")
-    wrong = basic("alice", "not-alice-pw")
+    await app.user("alice", "alice-pass-1x")
+    wrong = basic("alice", "not-alice-pass-1x")
     for _ in range(3):
         async with app.client.get("/v2/", headers=wrong) as resp:
             assert resp.status == 401
-    assert argon2_calls == ["not-alice-pw"] * 3
+    assert argon2_calls == ["not-alice-pass-1x"] * 3
 
     # the right password, once verified, does not let the wrong one through
-    async with app.client.get("/v2/", headers=basic("alice", "alice-pw")) as resp:
+    async with app.client.get("/v2/", headers=basic("alice", "alice-pass-1x")) as resp:
         assert resp.status == 200
     async with app.client.get("/v2/", headers=wrong) as resp:
         assert resp.status == 401
     # ... nor a password that merely starts like the right one
-    async with app.client.get("/v2/", headers=basic("alice", "alice-pw ")) as resp:
+    async with app.client.get("/v2/", headers=basic("alice", "alice-pass-1x ")) as resp:
         assert resp.status == 401
-    assert argon2_calls == ["not-alice-pw"] * 3 + ["alice-pw", "not-alice-pw", "alice-pw "]
+    assert argon2_calls == (
+        ["not-alice-pass-1x"] * 3 + ["alice-pass-1x", "not-alice-pass-1x", "alice-pass-1x "]
+    )
 
 
 async def test_the_cache_is_per_user_and_password(
     sqlite_app: InProcess, argon2_calls: list[str]
 ) -> None:
     app = sqlite_app
-    await app.user("alice", "shared-pw")
-    await app.user("bob", "shared-pw")
+    await app.user("alice", "shared-pass-1x")
+    await app.user("bob", "shared-pass-1x")
     for _ in range(2):
-        async with app.client.get("/v2/", headers=basic("alice", "shared-pw")) as resp:
+        async with app.client.get("/v2/", headers=basic("alice", "shared-pass-1x")) as resp:
             assert resp.status == 200
-        async with app.client.get("/v2/", headers=basic("bob", "shared-pw")) as resp:
+        async with app.client.get("/v2/", headers=basic("bob", "shared-pass-1x")) as resp:
             assert resp.status == 200
     assert len(argon2_calls) == 2
     # the cached subject is bob's, not alice's
-    await app.push_image("alice/app", "v1", auth=basic("alice", "shared-pw"))
+    await app.push_image("alice/app", "v1", auth=basic("alice", "shared-pass-1x"))
     async with app.client.get(
-        "/v2/alice/app/manifests/v1", headers=basic("bob", "shared-pw")
+        "/v2/alice/app/manifests/v1", headers=basic("bob", "shared-pass-1x")
     ) as resp:
         assert resp.status == 403
 
@@ -714,15 +716,15 @@ async def test_a_new_password_drops_the_cached_old_one(
     sqlite_app: InProcess, argon2_calls: list[str]
 ) -> None:
     app = sqlite_app
-    await app.user("alice", "old-pw")
-    async with app.client.get("/v2/", headers=basic("alice", "old-pw")) as resp:
+    await app.user("alice", "old-passphrase")
+    async with app.client.get("/v2/", headers=basic("alice", "old-passphrase")) as resp:
         assert resp.status == 200
-    await app.state.accounts.set_password("alice", "new-pw")
-    async with app.client.get("/v2/", headers=basic("alice", "old-pw")) as resp:
+    await app.state.accounts.set_password("alice", "new-passphrase")
+    async with app.client.get("/v2/", headers=basic("alice", "old-passphrase")) as resp:
         assert resp.status == 401
-    async with app.client.get("/v2/", headers=basic("alice", "new-pw")) as resp:
+    async with app.client.get("/v2/", headers=basic("alice", "new-passphrase")) as resp:
         assert resp.status == 200
-    assert argon2_calls == ["old-pw", "old-pw", "new-pw"]
+    assert argon2_calls == ["old-passphrase", "old-passphrase", "new-passphrase"]
 
 
 async def test_a_new_membership_is_seen_despite_the_cache(
@@ -744,7 +746,7 @@ async def test_the_cache_expires(
     sqlite_app: InProcess, argon2_calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = sqlite_app
-    alice = await app.user("alice", "alice-pw")
+    alice = await app.user("alice", "alice-pass-1x")
     for _ in range(2):
         async with app.client.get("/v2/", headers=alice) as resp:
             assert resp.status == 200
@@ -765,7 +767,7 @@ def test_podman_with_a_read_only_token_pulls_but_cannot_push(
     tmp_path: Path, dockyard_server: DockyardServer, podman: Podman, skopeo: Skopeo
 ) -> None:
     server = dockyard_server
-    server.cli("admin", "user", "create", "alice", "--password-stdin", input="alice-pw\n")
+    server.cli("admin", "user", "create", "alice", "--password-stdin", input="alice-pass-1x\n")
     server.cli("admin", "org", "create", "acme", "--owner", "alice")
     created = server.cli("admin", "token", "create", "--user", "alice", "--scope", "read")
     token = created.stdout.strip().splitlines()[-1]
@@ -775,7 +777,7 @@ def test_podman_with_a_read_only_token_pulls_but_cannot_push(
     desc = layout.add_image("v1", {"etc/motd": "read-only tokens pull\n"})
     config_digest = json.loads(layout.read_blob(desc["digest"]))["config"]["digest"]
     name = f"{server.host}/acme/app"
-    skopeo.copy(layout.ref("v1"), f"docker://{name}:v1", dest_creds="alice:alice-pw")
+    skopeo.copy(layout.ref("v1"), f"docker://{name}:v1", dest_creds="alice:alice-pass-1x")
 
     # anonymous: the repository is private
     with pytest.raises(CommandError):
@@ -790,9 +792,9 @@ def test_podman_with_a_read_only_token_pulls_but_cannot_push(
         podman.push(f"{name}:v2")
     message = (refused.value.stderr or "").lower()
     assert any(word in message for word in ("denied", "unauthorized", "authentication")), message
-    assert skopeo.list_tags(f"docker://{name}", creds="alice:alice-pw") == ["v1"]
+    assert skopeo.list_tags(f"docker://{name}", creds="alice:alice-pass-1x") == ["v1"]
 
     # control: the same push with alice's password goes through
-    podman.login(server.host, "alice", "alice-pw")
+    podman.login(server.host, "alice", "alice-pass-1x")
     podman.push(f"{name}:v2")
-    assert sorted(skopeo.list_tags(f"docker://{name}", creds="alice:alice-pw")) == ["v1", "v2"]
+    assert sorted(skopeo.list_tags(f"docker://{name}", creds="alice:alice-pass-1x")) == ["v1", "v2"]

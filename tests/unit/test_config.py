@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from dockyard.config import ConfigError, load_settings
+from dockyard.config import ConfigError, Settings, load_settings
 
 
 def test_defaults() -> None:
@@ -69,3 +70,16 @@ def test_blob_url_must_be_an_http_url() -> None:
     assert (
         load_settings(blob_url="https://blobs.example.com").blob_url == "https://blobs.example.com"
     )
+
+
+def test_index_platforms_and_their_list_go_together() -> None:
+    settings = Settings(index_platforms="list", index_platform_list="linux/amd64, linux/arm64")
+    assert settings.index_platform_list == ["linux/amd64", "linux/arm64"]
+    for wrong in (
+        {"index_platforms": "list"},
+        {"index_platform_list": ["linux/amd64"]},
+        {"index_platforms": "list", "index_platform_list": ["linux"]},
+        {"index_platforms": "some"},
+    ):
+        with pytest.raises(ValidationError):
+            Settings(**wrong)

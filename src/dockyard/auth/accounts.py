@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.auth import secrets
+from dockyard.auth.passwords import weakness
 from dockyard.auth.policy import Role, Scope, Subject
 from dockyard.metadata import accounts as rows
 from dockyard.metadata.db import Database
@@ -35,6 +36,14 @@ class AccountNotFound(AccountError):
 
 class AccountConflict(AccountError):
     """The change contradicts what exists: a name taken, an organization left without owner."""
+
+
+class WeakPassword(AccountError):
+    """A new password that `auth/passwords.py` refuses (the message says why)."""
+
+
+class WrongPassword(AccountError):
+    """The current password given to confirm a change is not the user's password."""
 
 
 @dataclass
@@ -77,7 +86,9 @@ class Accounts:
         return await loop.run_in_executor(self._argon2, secrets.hash_password, password)
 
     async def create_user(self, name: str, password: str, is_admin: bool = False) -> None:
+        """A new user; `WeakPassword` when the password is too short or too common."""
         _check_namespace_name(name)
+        _check_password(password, name)
         hashed = await self._hash(password)
         async with self.db.write() as conn:
             if await rows.namespace_by_name(conn, name) is not None:
@@ -95,10 +106,26 @@ class Accounts:
             return None
         return hashlib.sha256(user.password_hash.encode()).hexdigest()[:24]
 
-    async def set_password(self, name: str, password: str) -> None:
+    async def set_password(self, name: str, password: str, current: str | None = None) -> None:
+        """Give `name` a new password, after checking `current` when it is given.
+
+        Everything the old password earned stops at once on every worker of this host: the
+        cached Basic logins (the shared stamp moves) and the refresh tokens (`password_stamp`).
+        `WrongPassword` when `current` is wrong, `WeakPassword` when the new one is refused.
+        """
+        _check_password(password, name)
+        confirmed = None
+        if current is not None:
+            async with self.db.read() as conn:
+                confirmed = (await _user(conn, name)).password_hash
+            if not await secrets.verify_password(confirmed, current, self._argon2):
+                raise WrongPassword(f"that is not the current password of {name!r}")
         hashed = await self._hash(password)
         async with self.db.write() as conn:
             user = await _user(conn, name)
+            if confirmed is not None and user.password_hash != confirmed:
+                # two changes confirmed with the same old password: only the first may win
+                raise WrongPassword(f"the password of {name!r} changed meanwhile: try again")
             await rows.set_password(conn, user.id, hashed)
         self._changed()
 
@@ -400,6 +427,12 @@ def _org_subject(org: str, scope: Scope | None, token: rows.TokenRow | None) -> 
         token_id=token.id if token else None,
         token_expires_at=token.expires_at if token else None,
     )
+
+
+def _check_password(password: str, name: str) -> None:
+    reason = weakness(password, name)
+    if reason is not None:
+        raise WeakPassword(reason)
 
 
 def _check_namespace_name(name: str) -> None:

@@ -92,8 +92,35 @@ def allows(subject: Subject, target: Target, action: Action) -> bool:
 
 
 def may_manage(subject: Subject, namespace: str | None) -> bool:
-    """Whether `subject` may change a repository's or an organization's settings."""
+    """Whether `subject` may change a repository's or an organization's settings (its
+    members and tokens are `may_administer`'s)."""
     if subject.scope is not None and subject.scope != Scope.DELETE:
+        return False
+    if subject.is_admin:
+        return True
+    return namespace is not None and subject.roles.get(namespace) == Role.OWNER
+
+
+def signed_in_with_password(subject: Subject) -> bool:
+    """A person who signed in with their password: HTTP Basic, or a bearer or refresh token
+    earned with it; not an access token (personal or organization) of any scope."""
+    return (
+        subject.user_id is not None
+        and subject.token_id is None
+        and subject.scope is None
+        and subject.org is None
+    )
+
+
+def may_administer(subject: Subject, namespace: str | None) -> bool:
+    """Whether `subject` may change who has access to `namespace` (None: the site): members and
+    their roles, access tokens, users and passwords.
+
+    Only a person signed in with a password, its owner or a site admin: never an access token,
+    whatever its scope, as on Docker Hub (a token may manage repositories, not the account).
+    Otherwise a token could make anyone an owner, or mint tokens that outlive it.
+    """
+    if not signed_in_with_password(subject):
         return False
     if subject.is_admin:
         return True

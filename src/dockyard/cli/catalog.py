@@ -6,12 +6,15 @@ from typing import Annotated
 
 import typer
 
-from dockyard.cli.common import read_stdin_secret
+from dockyard.cli.common import fail, read_stdin_secret
 from dockyard.cli.manage import FormatOption, ServerOption, call, cell, show
-from dockyard.client.manage import Json, ManageClient
+from dockyard.client.manage import ApiError, Json, ManageClient
 
 app = typer.Typer(help="The catalog of upstream repositories to mirror.", no_args_is_help=True)
 COLUMNS = ("name", "kind", "source", "attestation_source", "description")
+CheckOption = Annotated[
+    bool, typer.Option("--check/--no-check", help="read the source's tags now (default: yes)")
+]
 
 
 @app.command()
@@ -33,9 +36,11 @@ def add(
     eol: Annotated[
         str | None, typer.Option(help="regular expression of end-of-life tags (anchored)")
     ] = None,
+    check: CheckOption = True,
     server: ServerOption = None,
 ) -> None:
-    """Add an upstream repository to the catalog; prints the URL upstream notifies."""
+    """Add an upstream repository to the catalog; prints the URL upstream notifies, then
+    checks that the source answers by reading its tags."""
     body: Json = {
         "name": name,
         "kind": kind,
@@ -54,6 +59,80 @@ def add(
     )
     typer.echo(f"added {created['name']}")
     typer.echo(f"upstream notifies: {created['hook_url']} (shown once)")
+    _check_source(server, name, check)
+
+
+def _check_source(server: str | None, name: str, check: bool) -> None:
+    """Read the entry's tags now, so a source that does not answer (a wrong host, TLS mode or
+    password) shows at once rather than at the first mirror sync. A failure is a warning:
+    the entry is kept, and says how to fix it."""
+    later = f"its tags are read at every mirror sync, and now by `dockyard catalog refresh {name}`"
+    if not check:
+        typer.echo(f"{name}: not checked; {later}")
+        return
+
+    async def refresh(client: ManageClient) -> Json | str:
+        try:
+            return await client.call("POST", f"/catalog/{name}/refresh")
+        except ApiError as exc:
+            return exc.message
+
+    entry = call(server, refresh)
+    if isinstance(entry, str):
+        fix = "--tls disabled" if "WRONG_VERSION_NUMBER" in entry else "--source … --tls …"
+        typer.echo(
+            f"warning: {name}: the source does not answer: {entry}. Fix the entry with "
+            f"`dockyard catalog edit {name} {fix}` (or its credentials); {later}",
+            err=True,
+        )
+        return
+    count = sum(len(v["tags"]) for v in entry["variants"])
+    typer.echo(f"{name}: {count} tags in {len(entry['variants'])} variants read from upstream")
+
+
+@app.command()
+def edit(
+    name: Annotated[str, typer.Argument(help="the entry to change")],
+    source: Annotated[str | None, typer.Option(help="the images' repository")] = None,
+    tls: Annotated[str | None, typer.Option(help="to the source: enabled, insecure, disabled")] = (
+        None
+    ),
+    description: Annotated[str | None, typer.Option(help="one line about it")] = None,
+    attestations: Annotated[
+        str | None, typer.Option(help="the attestations' repository ('' removes it)")
+    ] = None,
+    attestations_tls: Annotated[str | None, typer.Option(help="to the attestations")] = None,
+    username: Annotated[
+        str | None, typer.Option("--username", "-u", help="'' removes the credentials")
+    ] = None,
+    pass_stdin: Annotated[bool, typer.Option(help="read the upstream password from stdin")] = False,
+    eol: Annotated[
+        str | None, typer.Option(help="end-of-life tags, anchored ('' removes the pattern)")
+    ] = None,
+    check: CheckOption = True,
+    server: ServerOption = None,
+) -> None:
+    """Change an entry (site admins): its source, TLS, credentials, attestations, description
+    or end-of-life pattern; mirrors use it from their next sync."""
+    given: dict[str, str | None] = {
+        "source": source,
+        "source_tls": tls,
+        "description": description,
+        "attestation_source": attestations,
+        "attestation_tls": attestations_tls,
+        "username": username,
+        "eol_pattern": eol,
+    }
+    body: Json = {key: (value or None) for key, value in given.items() if value is not None}
+    if pass_stdin:
+        body["password"] = read_stdin_secret()
+    if not body:
+        fail("nothing to change: name at least one option (see --help)", 2)
+    call(server, lambda c: c.call("PATCH", f"/catalog/{name}", body))
+    typer.echo(f"changed {name}: {', '.join(sorted(body))}")
+    reaching = {"source", "source_tls", "username", "password"}
+    if reaching & set(body):
+        _check_source(server, name, check)
 
 
 @app.command("list")

@@ -8,6 +8,8 @@ OCI image layout folder: `ocidir://PATH[:TAG|@DIGEST]` (regctl) or `oci:PATH[:TA
 
 from __future__ import annotations
 
+import hashlib
+import ssl
 import sys
 import tarfile
 from collections.abc import Awaitable, Callable
@@ -20,7 +22,12 @@ import typer
 
 from dockyard.cli import loop
 from dockyard.client.hosts import Client
-from dockyard.client.layout import LayoutTarget, parse_layout_reference
+from dockyard.client.layout import (
+    LAYOUT_REGISTRY,
+    LAYOUT_REPOSITORY,
+    LayoutTarget,
+    parse_layout_reference,
+)
 from dockyard.client.registry import RegistryClient
 from dockyard.client.target import Target
 from dockyard.config import ConfigError
@@ -34,12 +41,14 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 OCIDIR_SCHEME = "ocidir://"
 OCI_SCHEME = "oci:"
+# what OpenSSL says when the answer to a ClientHello is plain HTTP (the reason varies by version)
+_PLAIN_HTTP_SIGNS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
 
 T = TypeVar("T")
 
 PlatformOption = Annotated[
     str | None,
-    typer.Option("--platform", "-p", help="os/arch[/variant]: the entry of an index to use"),
+    typer.Option("--platform", "-p", help="os/arch or os/arch/variant: the index entry to use"),
 ]
 
 
@@ -66,11 +75,13 @@ def usage(message: str) -> NoReturn:
 @dataclass(frozen=True, slots=True)
 class Place:
     """What a reference on the command line names: `reference` in a registry, or (with
-    `layout` set) in the OCI image layout folder `layout`."""
+    `layout` set) in the OCI image layout folder `layout`, shown to people as `label`
+    (default `ocidir://LAYOUT`) followed by the tag or digest."""
 
     text: str
     reference: Reference
     layout: Path | None = None
+    label: str | None = None
 
     @property
     def is_layout(self) -> bool:
@@ -78,14 +89,36 @@ class Place:
 
     def at(self, reference: Reference) -> Place:
         """The same place (registry or layout) with another reference."""
-        return Place(self.text, reference, self.layout)
+        return Place(self.text, reference, self.layout, self.label)
+
+    @property
+    def placeholder(self) -> str | None:
+        """How the copy engine's messages name this layout (`registry/repository` of its
+        placeholder reference), to be replaced by `label`; None for a registry."""
+        if self.layout is None:
+            return None
+        return f"{self.reference.registry}/{self.reference.repository}"
+
+    @property
+    def shown_prefix(self) -> str:
+        return self.label or f"{OCIDIR_SCHEME}{self.layout}"
 
     def __str__(self) -> str:
         if self.layout is not None:
             ref = self.reference
             which = f"@{ref.digest}" if ref.digest is not None else f":{ref.tag}"
-            return f"{OCIDIR_SCHEME}{self.layout}{which}"
+            return f"{self.shown_prefix}{which}"
         return str(self.reference)
+
+
+def layout_place(text: str, folder: Path, reference: Reference, label: str | None = None) -> Place:
+    """A place in the layout `folder`. Its reference's repository is unique to the folder, so
+    the copy engine's messages (which name references) can be shown with the folder's path
+    (`Places.shown`) even when two layouts take part in one copy."""
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
+    repository = f"{LAYOUT_REPOSITORY}-{key}"
+    unique = Reference(LAYOUT_REGISTRY, repository, reference.tag, reference.digest)
+    return Place(text, unique, folder, label)
 
 
 def parse_place(text: str) -> Place:
@@ -95,10 +128,10 @@ def parse_place(text: str) -> Place:
     """
     if text.startswith(OCIDIR_SCHEME):
         path, ref = parse_layout_reference(OCI_SCHEME + text[len(OCIDIR_SCHEME) :])
-        return Place(text, ref, path)
+        return layout_place(text, path, ref)
     if text.startswith(OCI_SCHEME):
         path, ref = parse_layout_reference(text)
-        return Place(text, ref, path)
+        return layout_place(text, path, ref)
     return Place(text, Reference.parse(text))
 
 
@@ -131,6 +164,7 @@ class Places:
     def __init__(self, client: Client) -> None:
         self.registry = RegistryClient(client)
         self._layouts: dict[Path, LayoutTarget] = {}
+        self._labels: dict[str, str] = {}
 
     @classmethod
     def from_user_config(cls) -> Places:
@@ -141,11 +175,20 @@ class Places:
     def target(self, place: Place) -> Target:
         if place.layout is None:
             return self.registry
+        if place.placeholder is not None:
+            self._labels[place.placeholder] = place.shown_prefix
         key = place.layout.resolve()
         found = self._layouts.get(key)
         if found is None:
             found = self._layouts[key] = LayoutTarget(place.layout)
         return found
+
+    def shown(self, text: str) -> str:
+        """`text` (a message of the copy engine) with every layout's placeholder reference
+        replaced by its path (or label): `ocidir://out:1`, not `oci-layout.invalid/…:1`."""
+        for placeholder, label in self._labels.items():
+            text = text.replace(placeholder, label)
+        return text
 
     async def close(self) -> None:
         for layout in self._layouts.values():
@@ -156,26 +199,34 @@ class Places:
 def run(work: Callable[[Places], Awaitable[T]], context: str | None = None) -> T:
     """Run `work` with the user's places; turn every failure into one line and exit 1."""
 
+    made: list[Places] = []
+
     async def main() -> T:
         places = Places.from_user_config()
+        made.append(places)
         try:
             return await work(places)
         finally:
             await places.close()
 
-    return run_async(main, context)
+    return run_async(main, context, lambda text: made[0].shown(text) if made else text)
 
 
-def run_async(main: Callable[[], Awaitable[T]], context: str | None = None) -> T:
-    """`asyncio.run(main())` (on uvloop); a failure is one `error: [context: ]…` line (exit 1)."""
+def run_async(
+    main: Callable[[], Awaitable[T]],
+    context: str | None = None,
+    shown: Callable[[str], str] = str,
+) -> T:
+    """`asyncio.run(main())` (on uvloop); a failure is one `error: [context: ]…` line (exit 1),
+    passed through `shown`."""
 
     async def guarded() -> T:
         return await main()
 
     try:
         return loop.run(guarded())
-    except typer.Exit:
-        raise
+    except (typer.Exit, BrokenPipeError):
+        raise  # a closed stdout (`| head`): Typer exits quietly
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise typer.Exit(130) from None
@@ -190,10 +241,39 @@ def run_async(main: Callable[[], Awaitable[T]], context: str | None = None) -> T
         EOFError,
         tarfile.TarError,
     ) as exc:
-        fail(f"{context}: {_message(exc)}" if context else _message(exc))
+        fail(shown(f"{context}: {_message(exc)}" if context else _message(exc)))
 
 
 def _message(exc: BaseException) -> str:
+    hint = _tls_hint(exc)
+    return f"{_describe(exc)}; {hint}" if hint else _describe(exc)
+
+
+def _tls_hint(exc: BaseException) -> str | None:
+    """What to run when a TLS handshake (anywhere in `exc`'s chain, or a copy's failures)
+    got a plain-HTTP answer: the host's TLS mode is wrong in the user's settings."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        cause = pending.pop()
+        if id(cause) in seen:
+            continue
+        seen.add(id(cause))
+        if isinstance(cause, CopyError):
+            pending += [failure.error for failure in cause.failures]
+        if isinstance(cause, aiohttp.ClientConnectorError) and isinstance(cause, ssl.SSLError):
+            reason = str(cause).upper()
+            if any(sign in reason for sign in _PLAIN_HTTP_SIGNS):
+                host = cause.host if cause.port in (443, None) else f"{cause.host}:{cause.port}"
+                return (
+                    f"{host} answers in plain HTTP, not HTTPS: run "
+                    f"`dockyard registry set {host} --tls disabled` (or use an http:// address)"
+                )
+        pending += [c for c in (cause.__cause__, cause.__context__) if c is not None]
+    return None
+
+
+def _describe(exc: BaseException) -> str:
     if isinstance(exc, CopyError | ConfigError):
         return str(exc)
     if isinstance(exc, tarfile.TarError | EOFError):

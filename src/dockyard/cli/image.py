@@ -18,6 +18,7 @@ from dockyard.cli.common import (
     PlatformOption,
     fail,
     failed,
+    layout_place,
     place_argument,
     platform_argument,
     resolve_platform,
@@ -176,7 +177,8 @@ def export(
         src_place = await _at_platform(places, source, single)
         with tempfile.TemporaryDirectory(prefix=".dockyard-export-", dir=file.parent) as tmp:
             folder = Path(tmp) / "layout"
-            layout = Place(str(folder), layout_reference(tag), folder)
+            label = f"oci-archive:{file}"  # as skopeo names it; the folder is temporary
+            layout = layout_place(str(file), folder, layout_reference(tag), label)
             await _copy(places, src_place, layout, options, output, refs_src, None)
             await export_archive(folder, file)
         _say(output, f"exported {source} to {file} (tag {tag})")
@@ -207,7 +209,8 @@ def import_(
             except (tarfile.TarError, EOFError) as exc:
                 raise failed(f"{archive} is not a readable tar archive: {exc}") from None
             tag = await _archive_tag(LayoutTarget(folder), archive, target.reference)
-            source = Place(str(folder), layout_reference(tag), folder)
+            label = f"oci-archive:{archive}"
+            source = layout_place(str(archive), folder, layout_reference(tag), label)
             await _copy(places, source, target, options, output, None, refs_tgt)
         _say(output, f"imported {archive} (tag {tag}) to {target}")
 
@@ -245,9 +248,9 @@ def _check_format(output: str) -> None:
         usage(f"--format must be one of {', '.join(FORMATS)}, not {output!r}")
 
 
-def _progress(output: str) -> Progress:
+def _progress(output: str, places: Places) -> Progress:
     stream: TextIO = sys.stdout if output == "json" else sys.stderr
-    return progress_for(output, stream)
+    return progress_for(output, stream, shown=places.shown)
 
 
 def _say(output: str, line: str) -> None:
@@ -265,11 +268,12 @@ async def _copy(
     referrers_src: Place | None,
     referrers_tgt: Place | None,
 ) -> CopyResult:
-    with _progress(output) as progress:
+    source_target, target_target = places.target(source), places.target(target)
+    with _progress(output, places) as progress:
         return await copy_image(
-            places.target(source),
+            source_target,
             source.reference,
-            places.target(target),
+            target_target,
             target.reference,
             options,
             progress,

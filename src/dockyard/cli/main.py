@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from dockyard import __version__
 from dockyard.cli import (
     admin,
     artifact,
@@ -19,10 +20,15 @@ from dockyard.cli import (
     registry,
     sync,
     tag,
+    webhook,
 )
 from dockyard.config import ConfigError, Settings, load_settings
 
-app = typer.Typer(help="Dockyard: a hub for hardened container images.", no_args_is_help=True)
+app = typer.Typer(
+    help="Dockyard: a hub for hardened container images.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},  # subcommands inherit them
+)
 app.add_typer(admin.app, name="admin")
 app.add_typer(image.app, name="image")
 app.add_typer(manifest.app, name="manifest")
@@ -32,6 +38,23 @@ app.add_typer(registry.app, name="registry")
 app.add_typer(sync.app, name="sync")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(mirror.app, name="mirror")
+app.add_typer(webhook.app, name="webhook")
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"dockyard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version"),
+    ] = False,
+) -> None:
+    """Dockyard: a hub for hardened container images."""
 
 
 @app.command()

@@ -112,9 +112,7 @@ def server(
         if output == "json":
             typer.echo(json.dumps(report.to_json(), separators=(",", ":")))  # a line per run
         else:
-            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            console.print(f"[bold]{stamp}[/bold] sync run of entries {list(report.entries)}")
-            print_summary(report, console)
+            print_run(report, console, time.strftime("%Y-%m-%d %H:%M:%S"))
         sys.stdout.flush()
 
     async def work(syncer: Syncer) -> None:
@@ -183,6 +181,8 @@ def _run(config: SyncConfig, work: Callable[[Syncer], Awaitable[T]], *, progress
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except ConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
+    except BrokenPipeError:
+        raise  # a closed stdout (`| head`): Typer exits quietly
     except Exception as exc:
         _fail(f"{type(exc).__name__}: {exc}")
     finally:
@@ -235,6 +235,8 @@ def print_plan(report: SyncReport, console: Console) -> None:
             continue
         if not repo.tags:
             console.print("  no tags selected")
+        else:
+            console.print(f"  [dim]{'status':<10} {'tags':>4}  names[/dim]")
         for status in ("add", "update", "unchanged", "skipped"):
             tags = repo.with_status(status)
             if tags:
@@ -297,6 +299,23 @@ def print_summary(report: SyncReport, console: Console) -> None:
         f"{totals['failed'] + totals['repositories_failed']} failed; "
         f"{totals['referrers_copied']} referrers and {_size(totals['bytes_copied'])} copied "
         f"in {report.seconds:.1f}s"
+    )
+
+
+def print_run(report: SyncReport, console: Console, stamp: str) -> None:
+    """A run of `sync server`: the summary table when something was copied or failed, else
+    one line (a server that finds nothing new every minute should not print a table each time)."""
+    totals = report.totals()
+    changed = ("add", "update", "failed", "repositories_failed", "referrers_copied")
+    entries = ", ".join(str(entry) for entry in report.entries)
+    if any(totals[key] for key in changed) or totals["bytes_copied"]:
+        console.print(f"[bold]{stamp}[/bold] sync run of entries {entries}")
+        print_summary(report, console)
+        return
+    console.print(
+        f"[bold]{stamp}[/bold] ok: nothing changed in entries {entries} "
+        f"({totals['unchanged']} tags unchanged, {totals['skipped']} skipped; "
+        f"{report.seconds:.1f}s)"
     )
 
 

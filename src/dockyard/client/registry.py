@@ -28,6 +28,7 @@ from dockyard.oci.errors import (
     NameUnknown,
     OciError,
     PayloadTooLarge,
+    Unsupported,
 )
 from dockyard.oci.manifest import MAX_MANIFEST_SIZE, Manifest, parse_manifest
 from dockyard.oci.reference import Reference
@@ -134,16 +135,30 @@ class RegistryClient:
         if ref.digest is not None and ref.digest != manifest.digest:
             raise DigestInvalid(f"refusing to push manifest {manifest.digest} as {ref}")
         target = ref.tag if ref.tag is not None else str(manifest.digest)
-        path = f"/v2/{ref.repository}/manifests/{target}"
+        # a registry digests what is pushed by tag with sha256, so any other digest goes by
+        # digest with the tag as a parameter (OCI-Tag confirms it, as regclient does)
+        params: list[tuple[str, str]] = []
+        if ref.tag is not None and manifest.digest.algorithm != "sha256":
+            target, params = str(manifest.digest), [("tag", ref.tag)]
         async with self.transport(ref).request(
             "PUT",
-            path,
+            f"/v2/{ref.repository}/manifests/{target}",
             scopes=_push(ref),
             headers={"Content-Type": manifest.media_type},
+            params=params,
             body=manifest.raw,
         ) as response:
             stored = response.headers.get("Docker-Content-Digest")
             subject_header = response.headers.get("OCI-Subject")
+            applied = {
+                t.strip() for v in response.headers.getall("OCI-Tag", []) for t in v.split(",")
+            }
+        if params and ref.tag not in applied:
+            raise Unsupported(
+                f"{ref.registry} stored {manifest.digest} but did not confirm tag {ref.tag!r} "
+                "(no OCI-Tag): a manifest with a non-sha256 digest can only be tagged where the "
+                "registry supports tag parameters on a push by digest"
+            )
         if stored and stored != str(manifest.digest):
             raise DigestInvalid(f"registry stored {ref} as {stored}, expected {manifest.digest}")
         subject = manifest.subject

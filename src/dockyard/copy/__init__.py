@@ -12,7 +12,7 @@ from dockyard.copy.image import copy_image
 from dockyard.copy.limits import Limits
 from dockyard.copy.options import CopyOptions, ReferrerFilter
 from dockyard.copy.plan import plan_copy
-from dockyard.copy.result import CopyError, CopyResult, Failure
+from dockyard.copy.result import CopyError, CopyResult, Failure, SparseIndexRefused
 
 __all__ = [
     "BlobNode",
@@ -27,6 +27,7 @@ __all__ = [
     "ProgressSink",
     "ReferrerFilter",
     "Role",
+    "SparseIndexRefused",
     "copy_image",
     "execute",
     "plan_copy",

@@ -23,8 +23,8 @@ from dockyard.copy.events import (
 )
 from dockyard.copy.graph import BlobNode, CopyPlan, ManifestNode, Role
 from dockyard.copy.limits import Limits
-from dockyard.copy.result import CopyError, CopyResult, failing
-from dockyard.oci.errors import OciError
+from dockyard.copy.result import CopyError, CopyResult, SparseIndexRefused, failing
+from dockyard.oci.errors import ManifestBlobUnknown, ManifestInvalid, OciError
 
 
 async def execute(
@@ -116,7 +116,12 @@ class _Run:
         place = self.plan.endpoints.get(node.writes)
         with failing(_push_step(node), node.target, node.descriptor):
             async with self.limits.requests:
-                await place.manifest_put(node.target, node.manifest)
+                try:
+                    await place.manifest_put(node.target, node.manifest)
+                except (ManifestBlobUnknown, ManifestInvalid) as exc:
+                    if not node.left_out:
+                        raise
+                    raise SparseIndexRefused(node.digest, node.target, node.left_out) from exc
         self.counts["manifests_copied"] += 1
         if node.role is Role.REFERRER:
             self.counts["referrers_copied"] += 1
@@ -194,8 +199,5 @@ def _push_step(node: ManifestNode) -> str:
     kind = "index" if node.manifest is not None and node.manifest.is_index else "manifest"
     step = f"push {node.role.value} {kind} from {node.source.name}"
     if node.left_out:
-        step += (
-            f" ({len(node.left_out)} entries left out by the platform filter; registries that"
-            " check an index's entries refuse it, and digests are never rewritten)"
-        )
+        step += f" ({len(node.left_out)} entries left out by the platform filter)"
     return step

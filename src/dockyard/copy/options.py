@@ -40,8 +40,10 @@ class CopyOptions:
 
     - `platforms`: keep only these entries of an index (`os/arch[/variant]`); entries without a
       platform and attestation manifests (`unknown/unknown`) are always kept. Empty: all. The
-      index itself is copied byte for byte, so a registry that checks that every entry exists
-      (Dockyard, distribution) refuses it when entries were left out, as with regctl.
+      index itself is copied byte for byte (its digest and signatures hold), so the target must
+      accept sparse indexes (Dockyard's `sparse_indexes`, on for mirrors; distribution v3's
+      validation.manifests.indexes.platforms: none); one that checks every entry refuses it
+      (`SparseIndexRefused` says so), as with regctl.
     - `referrers`: copy the referrers of every manifest copied, recursively (referrers of
       referrers too); `referrer_filters` select which (any filter matching keeps a referrer;
       none: all).

@@ -14,7 +14,6 @@ from types import TracebackType
 from typing import Any, Protocol, TextIO
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -28,7 +27,6 @@ from rich.progress import Progress as RichProgress
 from dockyard.copy.events import (
     BlobBytes,
     BlobDone,
-    CopyFailed,
     CopyFinished,
     CopyStarted,
     Event,
@@ -38,6 +36,8 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.reference import Reference
 
 Clock = Callable[[], float]
+Shown = Callable[[str], str]
+"""Rewrites a text before it is shown (the identity by default)."""
 RATE_WINDOW = 5.0
 RATE_SAMPLE = 0.1
 
@@ -153,18 +153,21 @@ class Progress:
         self.close()
 
 
-def progress_for(output_format: str, stream: TextIO, clock: Clock = time.monotonic) -> Progress:
+def progress_for(
+    output_format: str, stream: TextIO, clock: Clock = time.monotonic, shown: Shown = str
+) -> Progress:
     """Progress shown on `stream` as `rich` bars, `plain` lines or `json` lines; `auto` picks
-    bars on a terminal, plain lines otherwise."""
+    bars on a terminal, plain lines otherwise. `shown` rewrites each text shown (the CLI
+    names OCI layouts by their path there)."""
     if output_format == "auto":
         output_format = "rich" if stream.isatty() else "plain"
     renderer: Renderer
     if output_format == "rich":
-        renderer = RichRenderer(Console(file=stream))
+        renderer = RichRenderer(Console(file=stream), shown)
     elif output_format == "plain":
-        renderer = PlainRenderer(stream, clock=clock)
+        renderer = PlainRenderer(stream, clock=clock, shown=shown)
     elif output_format == "json":
-        renderer = JsonRenderer(stream, clock=clock)
+        renderer = JsonRenderer(stream, clock=clock, shown=shown)
     else:
         raise ValueError(f"unknown progress format {output_format!r}: use auto, rich, plain, json")
     return Progress(renderer, clock)
@@ -184,16 +187,23 @@ def _short(digest: Digest) -> str:
 
 class PlainRenderer:
     """One line per thing done, and a totals line at most every `interval` seconds while
-    bytes stream: for logs and pipes."""
+    bytes stream: for logs and pipes. A failed copy is left to the caller, which reports its
+    error once (`CopyError`)."""
 
-    def __init__(self, stream: TextIO, interval: float = 2.0, clock: Clock = time.monotonic):
-        self.stream, self.interval, self.clock = stream, interval, clock
+    def __init__(
+        self,
+        stream: TextIO,
+        interval: float = 2.0,
+        clock: Clock = time.monotonic,
+        shown: Shown = str,
+    ):
+        self.stream, self.interval, self.clock, self.shown = stream, interval, clock, shown
         self.last = float("-inf")
 
     def update(self, event: Event, snapshot: Snapshot) -> None:
         line = self._line(event, snapshot)
         if line is not None:
-            print(line, file=self.stream, flush=True)
+            print(self.shown(line), file=self.stream, flush=True)
 
     def _line(self, event: Event, snap: Snapshot) -> str | None:
         if isinstance(event, CopyStarted):
@@ -213,8 +223,6 @@ class PlainRenderer:
                 f"{r.blobs_mounted} mounted, {r.blobs_skipped} skipped; "
                 f"{_size(r.bytes_copied)} in {r.seconds:.1f}s"
             )
-        if isinstance(event, CopyFailed):
-            return f"failed {event.target}: {event.error}"
         now = self.clock()
         if isinstance(event, BlobBytes) and now - self.last >= self.interval:
             self.last = now
@@ -233,8 +241,14 @@ class JsonRenderer:
     """One JSON object per line: the event's fields, its `event` name and the totals
     (`progress`). Byte counts of a blob are sent at most every `interval` seconds."""
 
-    def __init__(self, stream: TextIO, interval: float = 1.0, clock: Clock = time.monotonic):
-        self.stream, self.interval, self.clock = stream, interval, clock
+    def __init__(
+        self,
+        stream: TextIO,
+        interval: float = 1.0,
+        clock: Clock = time.monotonic,
+        shown: Shown = str,
+    ):
+        self.stream, self.interval, self.clock, self.shown = stream, interval, clock, shown
         self.last = float("-inf")
 
     def update(self, event: Event, snapshot: Snapshot) -> None:
@@ -243,7 +257,7 @@ class JsonRenderer:
             if now - self.last < self.interval:
                 return
             self.last = now
-        record = {"event": _event_name(event), **_jsonable(event)}
+        record = {"event": _event_name(event), **_jsonable(event, self.shown)}
         record["progress"] = snapshot.to_json()
         print(json.dumps(record, separators=(",", ":")), file=self.stream, flush=True)
 
@@ -256,19 +270,20 @@ def _event_name(event: Event) -> str:
     return "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Reference | Digest):
-        return str(value)
+def _jsonable(value: Any, shown: Shown = str) -> Any:
+    if isinstance(value, Reference | Digest | str):
+        return shown(str(value))
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
+        return {f.name: _jsonable(getattr(value, f.name), shown) for f in fields(value)}
     return value
 
 
 class RichRenderer:
     """Rich progress bars on a terminal: the total bytes with rate and time left, images
-    done, and one bar per blob in flight."""
+    done, and one bar per blob in flight (a failed copy is left to the caller)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, shown: Shown = str) -> None:
+        self.shown = shown
         self.bars = RichProgress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -304,15 +319,11 @@ class RichRenderer:
         elif isinstance(event, CopyFinished):
             r = event.result
             self.bars.console.print(
-                f"copied {r.target}: {r.manifests_copied} manifests, {r.blobs_copied} blobs "
+                f"copied {self.shown(str(r.target))}: {r.manifests_copied} manifests, "
+                f"{r.blobs_copied} blobs "
                 f"({_size(r.bytes_copied)}), {r.blobs_mounted} mounted, "
                 f"{r.blobs_skipped + r.manifests_skipped} already there",
                 markup=False,
-                highlight=False,
-            )
-        elif isinstance(event, CopyFailed):
-            self.bars.console.print(
-                f"[red]failed[/red] {escape(str(event.target))}: {escape(event.error)}",
                 highlight=False,
             )
 

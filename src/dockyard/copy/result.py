@@ -71,6 +71,23 @@ def failing(
         raise NodeFailed(Failure(step, reference, descriptor, exc)) from exc
 
 
+class SparseIndexRefused(Exception):
+    """The target refused an index because entries the platform filter left out are not
+    there; says which setting lets it accept such an index. `__cause__` is its answer."""
+
+    def __init__(self, index: Digest, target: Reference, left_out: Sequence[Descriptor]) -> None:
+        platforms = ", ".join(sorted({str(d.platform or d.digest) for d in left_out}))
+        super().__init__(
+            f"the target refused index {index}, which names {len(left_out)} manifests the "
+            f"platform filter left out ({platforms}): it requires every entry of an index to "
+            "be present. A copy keeps an index's exact bytes (so its digest and signatures), "
+            "so the target must accept sparse indexes: on Dockyard, `dockyard admin repo set "
+            f"{target.repository} --sparse-indexes on` (mirrored repositories have it on) or "
+            "the site setting index_platforms: none; on distribution v3, "
+            "validation.manifests.indexes.platforms: none. Or copy every platform"
+        )
+
+
 class CopyError(Exception):
     """A copy from `source` to `target` failed; `failures` says which steps, each with the
     reference and descriptor it was working on and the error (often an `OciError`)."""
@@ -110,4 +127,7 @@ def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterable[BaseException]
 
 def _describe(error: BaseException) -> str:
     text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    described = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    if isinstance(error, SparseIndexRefused) and error.__cause__ is not None:
+        described += f" (the target said {_describe(error.__cause__)})"
+    return described

@@ -11,11 +11,13 @@ the tag's manifest or index.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import re
 import secrets
 import time
 from collections.abc import Sequence
+from typing import Any, cast
 
 import aiohttp
 
@@ -39,6 +41,19 @@ KINDS = ("image", "chart")
 VARIANT_WORDS = ("dev", "fips", "stig", "compat")
 EOL_ANNOTATION = "dev.dockyard.end-of-life"
 _HEADS_AT_ONCE = 8
+EDITABLE = (
+    "description",
+    "source",
+    "source_tls",
+    "username",
+    "password",
+    "attestation_source",
+    "attestation_tls",
+    "attestation_username",
+    "attestation_password",
+    "eol_pattern",
+)
+"""What `Catalog.edit` may change: everything but the name and kind mirrors are named after."""
 
 
 def variant_of(tag: str) -> str:
@@ -115,6 +130,40 @@ class Catalog:
                 eol_pattern=eol_pattern,
             )
         return entry, token
+
+    async def edit(self, subject: Subject, name: str, **changes: str | None) -> EntryRow:
+        """Change an entry (site admins): any of `EDITABLE`; None clears an optional one
+        (username clears the password with it). Its name and kind stay: mirrors are named
+        after them. A new source drops the tags read from the old one."""
+        _require_admin(subject)
+        unknown = set(changes) - set(EDITABLE)
+        if unknown:
+            raise Invalid(f"cannot change {', '.join(sorted(unknown))} of a catalog entry")
+        for required in ("source", "source_tls", "description"):
+            if required in changes and changes[required] is None:
+                raise Invalid(f"{required} cannot be removed from a catalog entry")
+        if "username" in changes and changes["username"] is None:
+            changes["password"] = None
+        if "attestation_username" in changes and changes["attestation_username"] is None:
+            changes["attestation_password"] = None
+        async with self.db.write() as conn:
+            entry = await rows.by_name(conn, name)
+            if entry is None:
+                raise NotFound(f"the catalog has no entry named {name!r}", {"name": name})
+            after = dataclasses.replace(entry, **cast(dict[str, Any], changes))
+            _check_entry(
+                after.name,
+                after.kind,
+                after.source,
+                after.source_tls,
+                after.attestation_source,
+                after.attestation_tls,
+            )
+            if after.eol_pattern is not None:
+                _check_pattern(after.eol_pattern)
+            if after.source != entry.source:
+                await rows.replace_tags(conn, entry.id, [])
+            return await rows.update_entry(conn, entry.id, **changes)
 
     async def get(self, name: str) -> EntryRow:
         async with self.db.read() as conn:

@@ -83,6 +83,8 @@ class Mirrors:
             if await repository_rows.by_name(conn, name) is not None:
                 raise Conflict(f"repository {name!r} already exists: mirror into a new repository")
             created = await create_in(self.db, conn, name)
+            # a mirror may copy a subset of an index's platforms and keep its digest
+            await repository_rows.update_settings(conn, created.id, sparse_indexes="on")
             mirror = await rows.insert_mirror(
                 conn,
                 entry_id=entry.id,
@@ -177,13 +179,25 @@ class Mirrors:
             await self.set_include_eol(subject, mirror.id, on)
 
     async def sync_now(self, subject: Subject, mirror_id: int) -> int:
-        """Queue a sync at once (owners); the job's id."""
+        """Queue a sync at once (owners); the job's id. A mirror whose repository is public
+        is refused (and paused, as its sync would): a queued job would copy nothing."""
         mirror = await self.get(subject, mirror_id)
         if mirror.status == "stopped":
             raise Conflict(f"mirror {mirror_id} is stopped: nothing more is synced into it")
         async with self.db.write() as conn:
             await _require_owner(conn, subject, _org_of(mirror.repository), "sync mirrors")
-            job = await self._enqueue(conn, mirror.id, "manual")
+            job: int | None = None
+            if mirror.visibility == "public":
+                await rows.update_mirror(
+                    conn, mirror.id, status="paused", status_reason=PUBLIC_REASON
+                )
+            else:
+                job = await self._enqueue(conn, mirror.id, "manual")
+        if job is None:
+            raise Conflict(
+                f"mirror {mirror_id} of {mirror.repository} is {PUBLIC_REASON} (e.g. "
+                f"dockyard admin repo set {mirror.repository} --visibility private)"
+            )
         self.wake()
         return job
 

@@ -10,6 +10,8 @@ Docker Hub parse them unchanged.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -19,6 +21,8 @@ from dockyard.metadata.events import EventRow
 from dockyard.metadata.webhooks import RepositoryFacts
 
 USER_AGENT = "Dockyard-Webhooks/1"
+SECRET_PREFIX = "whsec_"
+"""Standard Webhooks' secret format: this prefix, then the key's bytes in base64."""
 CALLBACK_PATH = "/api/v1/callbacks/"
 """Where receivers answer a delivery: `{public_url}{CALLBACK_PATH}{token}`."""
 
@@ -81,22 +85,53 @@ def encode(payload: dict[str, Any]) -> str:
 
 
 def sign(secret: str, body: bytes) -> str:
-    """The X-Dockyard-Signature-256 value: `sha256=` and the hex HMAC-SHA256 of the body."""
+    """The X-Dockyard-Signature-256 value: `sha256=` and the hex HMAC-SHA256 of the body.
+
+    Its key is the secret's text as UTF-8, whatever its form (as before signatures had ids).
+    """
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def headers(
-    event: EventRow | None, delivery_uuid: str, secret: str | None, body: bytes
-) -> dict[str, str]:
-    """The request headers of a delivery: what Docker Hub lacks (event, id, digests, signature).
+def standard_key(secret: str) -> bytes:
+    """The Standard Webhooks signing key: what a `whsec_` secret's base64 encodes; for any
+    other secret (such as every secret made before), its text as UTF-8."""
+    decoded = decode_standard_secret(secret)
+    return decoded if decoded is not None else secret.encode()
 
-    `X-Dockyard-Signature-256` is sent only when the webhook has a secret.
+
+def decode_standard_secret(secret: str) -> bytes | None:
+    """The key a `whsec_<base64>` secret holds (padding optional); None for other secrets."""
+    if not secret.startswith(SECRET_PREFIX):
+        return None
+    text = secret.removeprefix(SECRET_PREFIX)
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True) or None
+    except binascii.Error:
+        return None
+
+
+def standard_signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """The webhook-signature value: `v1,` and the base64 HMAC-SHA256 of `id.timestamp.body`."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def headers(
+    event: EventRow | None, delivery_uuid: str, secret: str | None, body: bytes, timestamp: int
+) -> dict[str, str]:
+    """The request headers of one attempt: what Docker Hub lacks (event, id, digests,
+    signatures), and Standard Webhooks' id and timestamp (`timestamp`: the attempt's).
+
+    `webhook-signature` and `X-Dockyard-Signature-256` are sent only when the webhook has a
+    secret.
     """
     sent = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "X-Dockyard-Event": event.kind if event else "push",
         "X-Dockyard-Delivery": delivery_uuid,
+        "webhook-id": delivery_uuid,
+        "webhook-timestamp": str(timestamp),
     }
     if event is not None:
         sent["X-Dockyard-Digest"] = event.new_digest
@@ -104,4 +139,6 @@ def headers(
             sent["X-Dockyard-Previous-Digest"] = event.old_digest
     if secret:
         sent["X-Dockyard-Signature-256"] = sign(secret, body)
+        key = standard_key(secret)
+        sent["webhook-signature"] = standard_signature(key, delivery_uuid, timestamp, body)
     return sent

@@ -32,6 +32,7 @@ from dockyard.hub.webhook_urls import (
     SessionFactory,
     WebhookUrlRefused,
     check_resolved,
+    parse_webhook_url,
     system_resolve,
 )
 from dockyard.metadata import events
@@ -82,7 +83,12 @@ class WebhookSettings:
 
 
 class Webhooks:
-    """Webhooks per repository, their deliveries, and the job handler that sends them."""
+    """Webhooks per repository, their deliveries, and the job handler that sends them.
+
+    `session_factory` must make sessions that check the addresses they connect to (see
+    `guarded_sessions`): a delivery relies on it for host names; `resolve` serves only the
+    check when a webhook is saved.
+    """
 
     def __init__(
         self,
@@ -286,7 +292,10 @@ class Webhooks:
     async def _post(self, hook: WebhookRow, row: DeliveryRow, event: EventRow | None) -> Attempt:
         """POST the stored payload once (the lookup and the request within the timeout)."""
         body = row.payload.encode()
-        headers = payloads.headers(event, row.event_uuid, hook.secret, body)
+        # the id is the delivery's on every attempt; the timestamp is this attempt's, so a
+        # receiver that refuses old timestamps refuses a captured request replayed later
+        stamp = int(self._clock())
+        headers = payloads.headers(event, row.event_uuid, hook.secret, body, stamp)
         timeout = self.settings.timeout_seconds
         started = time.monotonic()
         try:
@@ -301,8 +310,12 @@ class Webhooks:
         return dataclasses.replace(attempt, duration_ms=(time.monotonic() - started) * 1000)
 
     async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
-        """Check where `url` leads now, POST without following redirects, judge the answer."""
-        await check_resolved(url, allow_private=self.settings.allow_private, resolve=self._resolve)
+        """Check `url`, POST without following redirects, judge the answer.
+
+        The URL is checked without DNS here: the session's resolver checks every address the
+        name resolves to as it connects, so a delivery looks the name up once.
+        """
+        parse_webhook_url(url, allow_private=self.settings.allow_private)
         async with (
             self._sessions() as session,
             session.post(url, data=body, headers=headers, allow_redirects=False) as response,
@@ -398,6 +411,12 @@ def _check_name(name: str) -> str:
 def _check_secret(secret: str | None) -> str | None:
     if secret is not None and len(secret) > 1024:
         raise InvalidWebhookRequest("a webhook secret is at most 1024 characters")
+    prefix = payloads.SECRET_PREFIX
+    if secret and secret.startswith(prefix) and payloads.decode_standard_secret(secret) is None:
+        raise InvalidWebhookRequest(
+            f"a secret starting with {prefix} is in the Standard Webhooks "
+            "format: base64 of at least one byte after the prefix; this one does not decode"
+        )
     return secret or None
 
 

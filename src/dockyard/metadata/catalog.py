@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.metadata.db import inserted_id
@@ -97,6 +97,17 @@ async def entries_after(conn: AsyncConnection, last: str | None, limit: int) -> 
     if last is not None:
         query = query.where(catalog_entries.c.name > last)
     return [_entry(row) for row in await conn.execute(query)]
+
+
+async def update_entry(conn: AsyncConnection, entry_id: int, **values: Any) -> EntryRow:
+    """Set `values` on the entry; the entry as it is now."""
+    if values:
+        await conn.execute(
+            update(catalog_entries).where(catalog_entries.c.id == entry_id).values(**values)
+        )
+    found = await by_id(conn, entry_id)
+    assert found is not None
+    return found
 
 
 async def delete_entry(conn: AsyncConnection, entry_id: int) -> None:

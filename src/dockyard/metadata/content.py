@@ -8,14 +8,22 @@ from sqlalchemy import ColumnElement, and_, delete, exists, func, select, true, 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.metadata.db import Database
-from dockyard.metadata.tables import blobs, manifest_references, repository_blobs
+from dockyard.metadata.tables import blobs, manifest_references, repositories, repository_blobs
 
 
 async def link_blob(
-    db: Database, conn: AsyncConnection, repository_id: int, digest: str, size: int
+    db: Database,
+    conn: AsyncConnection,
+    repository_id: int,
+    digest: str,
+    size: int,
+    *,
+    locked: bool = False,
 ) -> None:
-    """Record that a blob exists and is visible in a repository (under the digest's lock)."""
-    await db.lock(conn, f"blob:{digest}")
+    """Record that a blob exists and is visible in a repository (under the digest's lock,
+    which `locked` says this transaction holds already)."""
+    if not locked:
+        await db.lock(conn, f"blob:{digest}")
     now = time.time()
     await conn.execute(
         db.upsert(blobs, [blobs.c.digest], last_linked_at=now).values(
@@ -27,6 +35,12 @@ async def link_blob(
             repository_id=repository_id, digest=digest, last_used_at=now
         )
     )
+
+
+async def lock_blob(db: Database, conn: AsyncConnection, digest: str) -> int | None:
+    """Take the digest's lock for this transaction; the size its row records, if any."""
+    await db.lock(conn, f"blob:{digest}")
+    return await blob_size(conn, digest)
 
 
 async def linked_size(conn: AsyncConnection, repository_id: int, digest: str) -> int | None:
@@ -147,3 +161,27 @@ async def known_blobs(conn: AsyncConnection, digests: list[str]) -> set[str]:
     return set(
         (await conn.execute(select(blobs.c.digest).where(blobs.c.digest.in_(digests)))).scalars()
     )
+
+
+# Checking ------------------------------------------------------------------------------------
+
+
+async def all_blobs(conn: AsyncConnection) -> dict[str, int]:
+    """Every blob row: digest → recorded size."""
+    rows = await conn.execute(select(blobs.c.digest, blobs.c.size))
+    return {row.digest: row.size for row in rows}
+
+
+async def forget_blob(conn: AsyncConnection, digest: str) -> list[str]:
+    """Delete a blob's row and every link to it (the caller holds the digest's lock);
+    the names of the repositories it was linked in."""
+    linked = await conn.execute(
+        select(repositories.c.name)
+        .join(repository_blobs, repository_blobs.c.repository_id == repositories.c.id)
+        .where(repository_blobs.c.digest == digest)
+        .order_by(repositories.c.name)
+    )
+    names = list(linked.scalars())
+    await conn.execute(delete(repository_blobs).where(repository_blobs.c.digest == digest))
+    await conn.execute(delete(blobs).where(blobs.c.digest == digest))
+    return names

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Table, event, text
+from sqlalchemy import Column, Table, event, inspect, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
@@ -89,6 +89,20 @@ class Database:
             if not self.is_sqlite:
                 await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
             await conn.run_sync(upgrade)
+
+    async def has_schema(self) -> bool:
+        """Whether migrations ever ran here (the database holds a Dockyard site); creates
+        nothing."""
+
+        def check(sync_conn: Connection) -> bool:
+            return inspect(sync_conn).has_table("alembic_version")
+
+        async with self.read() as conn:
+            return await conn.run_sync(check)
+
+    def shown_url(self) -> str:
+        """The URL without its password, for messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -20,6 +20,7 @@ class RepositoryRow:
     namespace_id: int | None
     visibility: str
     immutable_tags: bool
+    sparse_indexes: bool | None = None  # None: the site setting decides
 
     @property
     def is_public(self) -> bool:
@@ -32,6 +33,7 @@ _COLUMNS = (
     repositories.c.namespace_id,
     repositories.c.visibility,
     repositories.c.immutable_tags,
+    repositories.c.sparse_indexes,
 )
 
 
@@ -42,6 +44,7 @@ def _repository(row: Any) -> RepositoryRow:
         row.namespace_id,
         row.visibility,
         bool(row.immutable_tags),
+        None if row.sparse_indexes is None else bool(row.sparse_indexes),
     )
 
 
@@ -83,17 +86,25 @@ async def ids(conn: AsyncConnection) -> list[int]:
     return list((await conn.execute(select(repositories.c.id))).scalars())
 
 
+SPARSE_INDEXES = {"on": True, "off": False, "site": None}
+"""A repository's `sparse_indexes` setting by its name: on, off, or the site's setting."""
+
+
 async def update_settings(
     conn: AsyncConnection,
     repository_id: int,
     visibility: str | None = None,
     immutable_tags: bool | None = None,
+    sparse_indexes: str | None = None,
 ) -> None:
+    """Change the settings given (None: unchanged); `sparse_indexes` is a `SPARSE_INDEXES` key."""
     values: dict[str, object] = {}
     if visibility is not None:
         values["visibility"] = visibility
     if immutable_tags is not None:
         values["immutable_tags"] = immutable_tags
+    if sparse_indexes is not None:
+        values["sparse_indexes"] = SPARSE_INDEXES[sparse_indexes]
     if values:
         await conn.execute(
             update(repositories).where(repositories.c.id == repository_id).values(**values)

@@ -73,6 +73,8 @@ repositories = Table(
     Column("namespace_id", Integer, ForeignKey("namespaces.id"), nullable=True),
     Column("visibility", String(16), nullable=False, default="private"),
     Column("immutable_tags", Boolean, nullable=False, default=False),
+    # an index may name manifests the repository lacks; None: the site's `index_platforms`
+    Column("sparse_indexes", Boolean, nullable=True),
     Column("created_at", Float, nullable=False),
 )
 

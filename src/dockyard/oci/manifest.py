@@ -60,7 +60,7 @@ def parse_manifest(
             f"manifest is {len(raw)} bytes; at most {MAX_MANIFEST_SIZE} bytes (4 MiB) are accepted"
         )
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, object_pairs_hook=_unique_keys)
     except (ValueError, RecursionError) as exc:
         # ValueError covers bad JSON, bad UTF-8 and integers past Python's digit limit;
         # RecursionError comes from nesting deeper than the parser's stack allows
@@ -101,6 +101,28 @@ def parse_manifest(
     if artifact_type is None and media_type == mt.OCI_MANIFEST:
         artifact_type = config.media_type
     return Manifest(raw, digest, media_type, blobs, (), subject, artifact_type, annotations)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """One JSON object as a dict; `ManifestInvalid` naming a key that appears twice in it.
+
+    Parsers disagree on which of two values counts (Python's and Go's take the last, others
+    the first), so a registry that accepted one could be shown a different manifest than
+    the client that verifies it.
+    """
+    obj = dict(pairs)
+    if len(obj) == len(pairs):
+        return obj
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ManifestInvalid(
+                f"manifest has the key {key!r} twice in one object: clients disagree on which "
+                "value counts, so a manifest must name each key once",
+                {"key": key},
+            )
+        seen.add(key)
+    raise AssertionError("unreachable: a shorter dict has a repeated key")
 
 
 def _base_type(content_type: str | None) -> str | None:

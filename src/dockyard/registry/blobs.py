@@ -47,15 +47,18 @@ class Blobs:
     async def mount(
         self, source: RepositoryRow | None, target: RepositoryRow, digest: Digest
     ) -> bool:
-        """Make a blob of `source` visible in `target`; False when `source` does not have it."""
+        """Make a blob of `source` visible in `target`; False when `source` does not have it,
+        or its stored file is not the blob's size (the client then uploads it, which repairs
+        the file)."""
         if source is None:
             return False
         db = self.store.db
         async with db.write() as conn:
+            await db.lock(conn, f"blob:{digest}")
             size = await content.linked_size(conn, source.id, str(digest))
-            if size is None:
+            if size is None or not await self.store.blobs.holds(digest, size):
                 return False
-            await content.link_blob(db, conn, target.id, str(digest), size)
+            await content.link_blob(db, conn, target.id, str(digest), size, locked=True)
         return True
 
     async def delete(self, repository: RepositoryRow, digest: Digest) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from dockyard.metadata import content, repositories
 from dockyard.oci.digest import Digest
 from dockyard.registry.context import Store
+from dockyard.storage.driver.base import Locked
 
 
 @dataclass
@@ -83,7 +84,12 @@ async def expire_uploads(store: Store, older_than: float) -> int:
     """
     removed = 0
     async for upload, mtime in store.uploads.sessions():
-        if mtime < older_than:
-            await store.uploads.discard(upload)
-            removed += 1
+        if mtime >= older_than:
+            continue
+        try:
+            async with store.uploads.hold(upload, wait=0):  # a session being written is busy
+                await store.uploads.discard(upload)
+        except (Locked, FileNotFoundError):
+            continue
+        removed += 1
     return removed

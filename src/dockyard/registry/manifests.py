@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,11 +20,13 @@ from dockyard.oci.errors import (
     ManifestBlobUnknown,
     ManifestInvalid,
     ManifestUnknown,
+    TagInvalid,
 )
 from dockyard.oci.manifest import Manifest, parse_manifest
 from dockyard.oci.names import TAG_PATTERN, validate_tag
 from dockyard.registry.cache import ReadCache, store_cache
 from dockyard.registry.context import Store
+from dockyard.registry.indexes import IndexChecks
 from dockyard.registry.repositories import create_in
 
 # Layers that live elsewhere by design; a registry does not hold them.
@@ -38,19 +41,23 @@ _NON_DISTRIBUTABLE = frozenset(
 DEFAULT_PLATFORM = ("linux", "amd64")
 
 
+MAX_TAG_PARAMETERS = 100  # the spec asks for at least 10 per push
+
+
 @dataclass(frozen=True, slots=True)
 class Pushed:
-    """The outcome of a manifest push."""
+    """The outcome of a manifest push: the tags it applied (the reference's, then the `tag`
+    parameters'), and whether the manifest was new to the repository."""
 
     manifest: Manifest
-    tag: str | None
-    previous: str | None  # the digest the tag pointed at before, when it moved
+    tags: tuple[str, ...]
     created: bool  # False when the same manifest was already stored
 
 
 class Manifests:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, indexes: IndexChecks | None = None) -> None:
         self.store = store
+        self.indexes = indexes or IndexChecks()
         # ("tag" | "digest", repository id, tag or digest) → manifest
         self._cache: ReadCache[ManifestRow] = store_cache(store, 1024)
 
@@ -118,54 +125,29 @@ class Manifests:
         raw: bytes,
         content_type: str | None,
         pusher: str | None = None,
+        tags: Sequence[str] = (),
     ) -> Pushed:
         """Store a manifest once everything it names is in the repository, then tag it.
 
-        The repository is created (private) by the same transaction, so a refused push leaves
-        nothing behind. Pushes to one repository take its lock, as link pruning does. A tag
-        that is created or moved also records a push event (by `pusher`) in that transaction,
-        which webhooks are delivered from.
+        `reference` is a tag or the manifest's digest (any algorithm: the manifest is stored
+        under that digest); `tags` (a push's `tag` parameters) point at it as well. The
+        repository is created (private) by the same transaction, so a refused push leaves
+        nothing behind. Pushes to one repository take its lock, as link pruning does. Every
+        tag that is created or moved also records a push event (by `pusher`) in that
+        transaction, which webhooks are delivered from.
         """
-        tag: str | None = None
-        if is_digest(reference):
-            expected = Digest.parse(reference)
-            manifest = parse_manifest(raw, content_type, expected.algorithm)
-            if manifest.digest != expected:
-                raise DigestInvalid(
-                    f"manifest has digest {manifest.digest}, not the {expected} it was pushed as",
-                    {"expected": str(expected), "actual": str(manifest.digest)},
-                )
-        else:
-            tag = validate_tag(reference)
-            manifest = parse_manifest(raw, content_type)
+        manifest, wanted = _parse(reference, raw, content_type, tags)
         db = self.store.db
         async with db.write() as conn:
             repository = await create_in(db, conn, name)
             await repositories.lock(conn, repository.id)
             await self._check_references(conn, repository, manifest)
             created = await rows.put(db, conn, repository.id, manifest)
-            previous = None
-            if tag is not None:
-                previous = await repositories.tag_digest(conn, repository.id, tag)
-                if previous not in (None, str(manifest.digest)) and repository.immutable_tags:
-                    raise Denied(
-                        f"tag {tag!r} already exists and repository {repository.name!r} has "
-                        "immutable tags enabled: push a new tag instead",
-                    )
-                await repositories.set_tag(conn, repository.id, tag, str(manifest.digest))
-                if previous != str(manifest.digest):
-                    await events.record_push(
-                        conn,
-                        repository.id,
-                        tag,
-                        previous,
-                        str(manifest.digest),
-                        manifest.media_type,
-                        pusher or "anonymous",
-                    )
-        if tag is not None:  # after the commit, so no reader re-caches the old value
+            for tag in wanted:
+                await _tag(conn, repository, tag, manifest, pusher or "anonymous")
+        if wanted:  # after the commit, so no reader re-caches the old value
             self._cache.invalidate()
-        return Pushed(manifest, tag, previous, created)
+        return Pushed(manifest, wanted, created)
 
     async def _check_references(
         self, conn: AsyncConnection, repository: RepositoryRow, manifest: Manifest
@@ -186,13 +168,16 @@ class Manifests:
                     f"has {size}",
                     {"digest": str(descriptor.digest)},
                 )
-        children = [str(d.digest) for d in manifest.children]
+        required = self.indexes.required(repository, manifest.children)
+        children = [str(d.digest) for d in required]
         missing = set(children) - await rows.existing(conn, repository.id, children)
         if missing:
             first = sorted(missing)[0]
             raise ManifestBlobUnknown(
                 f"manifest {first} listed by the index is not in repository {repository.name!r}: "
-                "push it first",
+                "push it first (or, to keep an index whose other platforms are not copied, "
+                f"turn on sparse indexes: dockyard admin repo set {repository.name} "
+                "--sparse-indexes on)",
                 {"digest": first},
             )
 
@@ -241,3 +226,46 @@ class Manifests:
         if n is not None and len(names) > n:
             return names[:n], True
         return names, False
+
+
+def _parse(
+    reference: str, raw: bytes, content_type: str | None, tag_parameters: Sequence[str]
+) -> tuple[Manifest, tuple[str, ...]]:
+    """The manifest a push sends, checked against a digest reference, and the tags to apply."""
+    if len(tag_parameters) > MAX_TAG_PARAMETERS:
+        raise TagInvalid(
+            f"{len(tag_parameters)} tag parameters: at most {MAX_TAG_PARAMETERS} per push",
+            {"count": len(tag_parameters)},
+        )
+    wanted = [validate_tag(tag) for tag in tag_parameters]
+    if is_digest(reference):
+        expected = Digest.parse(reference)
+        manifest = parse_manifest(raw, content_type, expected.algorithm)
+        if manifest.digest != expected:
+            raise DigestInvalid(
+                f"manifest has digest {manifest.digest}, not the {expected} it was pushed as",
+                {"expected": str(expected), "actual": str(manifest.digest)},
+            )
+    else:
+        wanted.insert(0, validate_tag(reference))
+        manifest = parse_manifest(raw, content_type)
+    return manifest, tuple(dict.fromkeys(wanted))  # once each, in the order given
+
+
+async def _tag(
+    conn: AsyncConnection, repository: RepositoryRow, tag: str, manifest: Manifest, pusher: str
+) -> None:
+    """Point `tag` at `manifest` and record the push when it moved (immutable tags refuse)."""
+    digest = str(manifest.digest)
+    previous = await repositories.tag_digest(conn, repository.id, tag)
+    if previous == digest:
+        return
+    if previous is not None and repository.immutable_tags:
+        raise Denied(
+            f"tag {tag!r} already exists and repository {repository.name!r} has "
+            "immutable tags enabled: push a new tag instead",
+        )
+    await repositories.set_tag(conn, repository.id, tag, digest)
+    await events.record_push(
+        conn, repository.id, tag, previous, digest, manifest.media_type, pusher
+    )

@@ -316,10 +316,11 @@ class PullThrough:
         db = self.store.db
         async with db.write() as conn:
             # under the digest's lock, a blob row means its bytes are in place (see gc.py)
-            await db.lock(conn, f"blob:{digest}")
-            if await content.blob_size(conn, str(digest)) != size:
+            if await content.lock_blob(db, conn, str(digest)) != size:
                 return False
-            await content.link_blob(db, conn, repository.id, str(digest), size)
+            if not await self.store.blobs.holds(digest, size):
+                return False  # fetched again: the upload replaces the file (see Uploads)
+            await content.link_blob(db, conn, repository.id, str(digest), size, locked=True)
         return True
 
     # --- shared ----------------------------------------------------------------------------

@@ -93,17 +93,24 @@ class Repositories:
         name: str,
         visibility: str | None = None,
         immutable_tags: bool | None = None,
+        sparse_indexes: str | None = None,
     ) -> RepositoryRow:
-        """Change a repository's settings (owners and site admins only)."""
+        """Change a repository's settings (owners and site admins only); None leaves one as
+        it is. `sparse_indexes` is on (an index may name manifests the repository lacks), off,
+        or site (the site's `index_platforms` decides)."""
         if not may_manage(subject, namespace_of(name)):
             raise Denied(f"only owners of {namespace_of(name)!r} may change repository settings")
         if visibility not in (None, "public", "private"):
             raise ValueError(f"visibility must be public or private, not {visibility!r}")
+        if sparse_indexes is not None and sparse_indexes not in rows.SPARSE_INDEXES:
+            raise ValueError(f"sparse indexes must be on, off or site, not {sparse_indexes!r}")
         async with self.store.db.write() as conn:
             repository = await rows.by_name(conn, name)
             if repository is None:
                 raise NameUnknown(f"repository {name!r} is not known to this registry")
-            await rows.update_settings(conn, repository.id, visibility, immutable_tags)
+            await rows.update_settings(
+                conn, repository.id, visibility, immutable_tags, sparse_indexes
+            )
             updated = await rows.by_name(conn, name)
         self._cache.invalidate()  # after the commit, so no reader re-caches the old settings
         assert updated is not None

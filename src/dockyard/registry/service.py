@@ -11,6 +11,7 @@ from dockyard.config import ProxyUpstream
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.registry.blobs import Blobs
 from dockyard.registry.context import Store
+from dockyard.registry.indexes import IndexChecks
 from dockyard.registry.manifests import Manifests
 from dockyard.registry.proxy import PullThrough
 from dockyard.registry.proxy_routes import CacheRepositories, ProxyRoutes
@@ -53,21 +54,23 @@ class Registry:
         store: Store,
         proxies: Sequence[ProxyUpstream] = (),
         session_factory: SessionFactory | None = None,
+        indexes: IndexChecks | None = None,
     ) -> Registry:
         """The registry over `store`; with `proxies`, pulls go through to those upstreams
-        (reached with sessions from `session_factory`, default: `proxy_upstream`'s)."""
+        (reached with sessions from `session_factory`, default: `proxy_upstream`'s);
+        `indexes` says which entries of a pushed index must exist (default: all)."""
         if not proxies:
             return cls(
                 store,
                 Repositories(store),
                 Blobs(store),
                 Uploads(store),
-                Manifests(store),
+                Manifests(store, indexes),
                 Referrers(store),
             )
         routes = ProxyRoutes(store, proxies)
         repositories = CacheRepositories(store, routes)
-        blobs, uploads, manifests = Blobs(store), Uploads(store), Manifests(store)
+        blobs, uploads, manifests = Blobs(store), Uploads(store), Manifests(store, indexes)
         pull_through = PullThrough(
             routes, repositories, blobs, uploads, manifests, session_factory=session_factory
         )

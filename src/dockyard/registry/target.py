@@ -82,18 +82,19 @@ class StoreTarget:
         return Descriptor(found.media_type, Digest.parse(found.digest), len(found.content))
 
     async def manifest_put(self, ref: Reference, manifest: Manifest) -> Descriptor:
-        """Store `manifest`'s exact bytes under `ref`'s tag (or its digest), as a PUT to
-        /v2/<name>/manifests/<reference> does; its subject makes it a referrer."""
+        """Store `manifest`'s exact bytes under its digest and `ref`'s tag, as a PUT to
+        /v2/<name>/manifests/<digest>?tag=<tag> does (so a sha512 manifest keeps its digest
+        when tagged); its subject makes it a referrer."""
         if ref.digest is not None and ref.digest != manifest.digest:
             raise DigestInvalid(f"refusing to push manifest {manifest.digest} as {ref}")
         await self.registry.repositories.authorize(self.subject, ref.repository, Action.PUSH)
-        reference = ref.tag if ref.tag is not None else str(manifest.digest)
         pushed = await self.registry.manifests.put(
             ref.repository,
-            reference,
+            str(manifest.digest),
             manifest.raw,
             manifest.media_type,
             pusher=self.subject.name or self.subject.org,
+            tags=(ref.tag,) if ref.tag is not None else (),
         )
         if pushed.manifest.digest != manifest.digest:
             raise DigestInvalid(f"stored {ref} as {pushed.manifest.digest}, not {manifest.digest}")

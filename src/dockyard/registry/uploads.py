@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator
 
 from dockyard.metadata import content
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.oci.digest import Digest
-from dockyard.oci.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid
+from dockyard.oci.errors import (
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeInvalid,
+    TooManyRequests,
+)
 from dockyard.registry.context import Store
+from dockyard.storage.driver.base import Locked
 from dockyard.storage.paths import UploadRef
+from dockyard.storage.uploads import SessionLimit
+
+log = logging.getLogger(__name__)
 
 
 class Uploads:
@@ -19,14 +31,29 @@ class Uploads:
     Starting, appending to, resuming and cancelling a session writes no metadata; completing
     one is a single write transaction (the blob's row and its link). Every node that shares the
     storage sees every session.
+
+    A session has one writer at a time, whichever worker or node the requests reach
+    (`UploadStore.hold`): a chunk sent while another request appends to or completes the same
+    session waits a few seconds, then is refused. What is published is checked against the
+    file itself: its size on storage, and its digest from the running hash only while that
+    hash provably covers every byte of the file.
     """
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def start(self, repository: RepositoryRow) -> str:
+    async def start(self, repository: RepositoryRow, owner: str | None = None) -> str:
+        """Open a session; `owner`, the account starting it, counts it against its cap."""
         upload_id = str(uuid.uuid4())
-        await self.store.uploads.create(UploadRef(repository.id, upload_id))
+        try:
+            await self.store.uploads.create(UploadRef(repository.id, upload_id), owner)
+        except SessionLimit as exc:
+            raise TooManyRequests(
+                f"{exc.limit} upload sessions are already open for this {exc.scope} "
+                f"({owner if exc.scope == 'account' else repository.name}); complete or cancel "
+                "some (DELETE their location), or wait until unused ones expire",
+                headers={"Retry-After": "60"},
+            ) from None
         return upload_id
 
     async def size(self, repository: RepositoryRow, upload_id: str) -> int:
@@ -46,9 +73,8 @@ class Uploads:
         Returns the new size. A chunk that does not start where the upload ends is refused with
         `RangeInvalid` (416), and the client asks for the offset to resume from.
         """
-        uploads = self.store.uploads
         upload = self._ref(repository, upload_id)
-        async with uploads.lock(upload):
+        async with self._hold(repository, upload):
             current = await self._held(repository, upload)
             if start is not None and start != current:
                 raise RangeInvalid(
@@ -72,11 +98,12 @@ class Uploads:
         """
         uploads = self.store.uploads
         upload = self._ref(repository, upload_id)
-        async with uploads.lock(upload):
-            if body is None:
-                size = await self._held(repository, upload)
-            else:
-                size = await self._append(repository, upload, body, length)
+        async with self._hold(repository, upload):
+            if body is not None:
+                await self._append(repository, upload, body, length)
+            # what the file holds, not what this request counted: the digest below comes from
+            # the running hash only when that hash covers exactly this many bytes
+            size = await self._held(repository, upload)
             try:
                 await self._verify(upload, digest, size)
                 await self._publish(repository, upload, digest, size)
@@ -87,6 +114,20 @@ class Uploads:
                 ) from None
             await uploads.discard(upload)
         return size
+
+    @contextlib.asynccontextmanager
+    async def _hold(self, repository: RepositoryRow, upload: UploadRef) -> AsyncIterator[None]:
+        """The session's writer lock, or the spec error a client can act on."""
+        try:
+            async with self.store.uploads.hold(upload):
+                yield
+        except FileNotFoundError:
+            raise self._unknown(repository, upload) from None
+        except Locked:
+            raise RangeInvalid(
+                f"upload {upload.upload_id} is being written by another request; wait for it "
+                "to finish, then ask for the upload's status (GET) and resume from its offset"
+            ) from None
 
     async def _append(
         self,
@@ -114,20 +155,32 @@ class Uploads:
     async def _publish(
         self, repository: RepositoryRow, upload: UploadRef, digest: Digest, size: int
     ) -> None:
-        """Place the verified bytes, then link them, in that order: nothing half-done shows."""
+        """Place the verified bytes, then link them, in that order: nothing half-done shows.
+
+        A blob file that is already there is trusted only when it holds the blob: its size is
+        checked, and its digest too when no row vouches for it (a file left by a crash, or one
+        older than its row's size). A file that fails is moved to quarantine and replaced.
+        """
         db, blobs = self.store.db, self.store.blobs
         await blobs.place_upload(upload, digest)
         async with db.write() as conn:
-            await content.link_blob(db, conn, repository.id, str(digest), size)
-            # Garbage collection deletes a blob's bytes inside the transaction that deletes its
-            # row, under the digest's lock; placing them again here, under the same lock,
-            # repairs that race.
-            await blobs.place_upload(upload, digest)
+            # under the digest's lock: garbage collection deletes a blob's bytes inside the
+            # transaction that deletes its row, and a concurrent push repairs the same file
+            recorded = await content.lock_blob(db, conn, str(digest))
+            replaced = await blobs.ensure(upload, digest, size, verify=recorded != size)
+            if replaced is not None:
+                log.warning(
+                    "blob %s: the stored file did not hold the blob; moved it to %s and "
+                    "placed the verified upload",
+                    digest,
+                    replaced,
+                )
+            await content.link_blob(db, conn, repository.id, str(digest), size, locked=True)
 
     async def cancel(self, repository: RepositoryRow, upload_id: str) -> None:
         upload = self._ref(repository, upload_id)
-        await self._held(repository, upload)
-        await self.store.uploads.discard(upload)
+        async with self._hold(repository, upload):
+            await self.store.uploads.discard(upload)
 
     @staticmethod
     def _ref(repository: RepositoryRow, upload_id: str) -> UploadRef:

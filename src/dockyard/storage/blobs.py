@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import secrets
+import time
 from collections.abc import AsyncIterator
 
 from dockyard.oci.digest import Digest
@@ -35,6 +39,40 @@ class BlobStore:
         A no-op (False) when the blob's bytes are already stored.
         """
         return await self.driver.place(paths.upload_key(upload), paths.blob_key(digest))
+
+    async def holds(self, digest: Digest, size: int, verify: bool = False) -> bool:
+        """Whether the stored file is the blob: `size` bytes long, and with `verify` bytes
+        whose digest is `digest` (read whole: only where nothing else vouches for them)."""
+        if await self.size(digest) != size:
+            return False
+        return not verify or await self.digest_of(digest) == digest
+
+    async def digest_of(self, digest: Digest) -> Digest:
+        """The digest of the bytes stored for `digest`, computed from them."""
+        hasher = hashlib.new(digest.algorithm)
+        async for chunk in self.read(digest):
+            await asyncio.to_thread(hasher.update, chunk)
+        return Digest(digest.algorithm, hasher.hexdigest())
+
+    async def ensure(
+        self, upload: paths.UploadRef, digest: Digest, size: int, verify: bool
+    ) -> str | None:
+        """Make the blob's file hold the verified upload's bytes (call under the digest's lock).
+
+        A missing file is placed; a present one is kept when `holds(digest, size, verify)`,
+        else moved to quarantine and replaced. Returns the quarantine key when it moved one.
+        """
+        moved = None
+        if await self.size(digest) is not None and not await self.holds(digest, size, verify):
+            moved = await self.quarantine(digest)
+        await self.place_upload(upload, digest)
+        return moved
+
+    async def quarantine(self, digest: Digest) -> str | None:
+        """Move the blob's file aside, out of every reader's way; its new key, None if gone."""
+        stamp = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{secrets.token_hex(4)}"
+        key = paths.quarantine_key(digest, stamp)
+        return key if await self.driver.move(paths.blob_key(digest), key) else None
 
     async def delete(self, digest: Digest) -> bool:
         return await self.driver.delete(paths.blob_key(digest))

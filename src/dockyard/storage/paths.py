@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple
 
 from dockyard.oci.digest import Digest
@@ -9,6 +10,8 @@ from dockyard.oci.errors import DigestInvalid
 
 BLOBS = "blobs"
 UPLOADS = "uploads"
+QUARANTINE = "quarantine"
+UPLOAD_OWNERS = "upload-owners"
 
 
 def blob_key(digest: Digest) -> str:
@@ -25,6 +28,11 @@ def digest_from_blob_key(key: str) -> Digest | None:
         return Digest.parse(f"{parts[1]}:{parts[3]}")
     except DigestInvalid:
         return None
+
+
+def quarantine_key(digest: Digest, stamp: str) -> str:
+    """Where a blob file whose bytes are not the blob is kept aside (one per `stamp`)."""
+    return f"{QUARANTINE}/{digest.algorithm}/{digest.encoded}/{stamp}"
 
 
 class UploadRef(NamedTuple):
@@ -53,3 +61,27 @@ def upload_from_key(key: str) -> UploadRef | None:
     if len(parts) != 4 or parts[0] != UPLOADS or parts[3] != "data" or not parts[1].isdigit():
         return None
     return UploadRef(int(parts[1]), parts[2])
+
+
+def upload_repository_folder(repository_id: int) -> str:
+    """Where every upload session of one repository lives."""
+    return f"{UPLOADS}/{repository_id}"
+
+
+def upload_owner_key(upload: UploadRef) -> str:
+    """The name of the account that started a session (absent for internal sessions)."""
+    return f"{upload_folder(upload)}/owner"
+
+
+def owner_markers(owner: str) -> str:
+    """Where the markers of one account's sessions live (one empty object each)."""
+    return f"{UPLOAD_OWNERS}/{hashlib.sha256(owner.encode()).hexdigest()[:32]}"
+
+
+def owner_marker_key(owner: str, upload: UploadRef) -> str:
+    return f"{owner_markers(owner)}/{upload.repository_id}.{upload.upload_id}"
+
+
+def upload_from_marker_key(key: str) -> UploadRef | None:
+    repository_id, _, upload_id = key.rsplit("/", 1)[-1].partition(".")
+    return UploadRef(int(repository_id), upload_id) if repository_id.isdigit() else None

@@ -66,18 +66,18 @@ async def test_an_org_name_taken_by_a_user_or_org_conflicts(app: InProcess, take
     assert "already taken" in message
 
 
-async def test_tokens_of_narrow_scope_and_org_tokens_may_not_create_orgs(app: InProcess) -> None:
+async def test_access_tokens_may_not_create_orgs(app: InProcess) -> None:
     for auth in (
         await app.token(Scope.WRITE, user=OUTSIDER),
+        await app.token(Scope.DELETE, user=OUTSIDER),
         await app.token(Scope.DELETE, org=ORG),
     ):
         status, body = await call(app, "POST", "/orgs", auth, json={"name": "new-org"})
         assert status == 403
         code, message = refusal(body)
         assert code == "DENIED"
-        assert "only users signed in with a password" in message
-    wide = await app.token(Scope.DELETE, user=OUTSIDER)
-    assert (await call(app, "POST", "/orgs", wide, json={"name": "new-org"}))[0] == 201
+        assert message.startswith("access tokens cannot create organizations: sign in with")
+    assert (await call(app, "POST", "/orgs", login(OUTSIDER), json={"name": "new-org"}))[0] == 201
 
 
 async def test_get_org_for_members_and_site_admins_only(app: InProcess) -> None:
@@ -120,7 +120,7 @@ async def test_owners_add_members_and_change_roles(app: InProcess) -> None:
     assert status == 403
     assert refusal(body) == (
         "DENIED",
-        f"only owners of {ORG!r} and site admins may change its members",
+        f"only owners of {ORG!r} and site admins may change the members of {ORG!r}",
     )
     status, body = await call(
         app, "PUT", f"/orgs/{ORG}/members/ghost", login(OWNER), json={"role": "member"}
@@ -147,7 +147,7 @@ async def test_owners_remove_members_and_members_may_leave(app: InProcess) -> No
     await call(app, "PUT", f"/orgs/{ORG}/members/{OUTSIDER}", app.admin, json={"role": "member"})
     status, body = await call(app, "DELETE", f"/orgs/{ORG}/members/{OUTSIDER}", login(MEMBER))
     assert status == 403
-    assert "may remove its members" in refusal(body)[1]
+    assert f"may remove members of {ORG!r}" in refusal(body)[1]
     status, body = await call(app, "DELETE", f"/orgs/{ORG}/members/{OUTSIDER}", login(OWNER))
     assert (status, body) == (204, None)
     assert (await call(app, "GET", f"/orgs/{ORG}", login(OUTSIDER)))[0] == 403
@@ -182,12 +182,17 @@ async def test_only_site_admins_manage_users(app: InProcess) -> None:
     for auth in (login(OWNER), await app.token(Scope.DELETE, org=ORG)):
         status, body = await call(app, "POST", "/users", auth, json=new)
         assert status == 403
-        assert refusal(body)[1].startswith("only site admins")
+        assert refusal(body)[1].startswith(("only site admins", "access tokens cannot"))
         assert (await call(app, "GET", "/users", auth))[0] == 403
-    # a site admin's narrow token is not enough to create users
-    narrow = await app.token(Scope.READ, user="admin")
-    assert (await call(app, "POST", "/users", narrow, json=new))[0] == 403
-    assert (await call(app, "GET", "/users", narrow))[0] == 200
+    # a site admin's token, of any scope, may list users but not create them
+    for scope in Scope:
+        token = await app.token(scope, user="admin")
+        status, body = await call(app, "POST", "/users", token, json=new)
+        assert (status, refusal(body)[1].split(":")[0]) == (
+            403,
+            "access tokens cannot create users",
+        )
+        assert (await call(app, "GET", "/users", token))[0] == 200
     assert (await call(app, "POST", "/users", json=new))[0] == 401
 
 
@@ -199,6 +204,70 @@ async def test_users_see_themselves_and_site_admins_see_everyone(app: InProcess)
     assert (await call(app, "GET", f"/users/{OWNER}", app.admin))[0] == 200
     status, body = await call(app, "GET", "/users/ghost", app.admin)
     assert (status, refusal(body)[0]) == (404, "NOT_FOUND")
+
+
+async def test_users_change_their_own_password_with_the_current_one(app: InProcess) -> None:
+    path = f"/users/{OWNER}"
+    change = {"password": "a new passphrase", "current_password": "wrong-password"}
+    status, body = await call(app, "PATCH", path, login(OWNER), json=change)
+    assert (status, refusal(body)) == (
+        403,
+        ("DENIED", f"that is not the current password of {OWNER!r}"),
+    )
+    status, body = await call(
+        app, "PATCH", path, login(OWNER), json={"password": "a new passphrase"}
+    )
+    assert (status, body["errors"][0]["detail"]["field"]) == (422, "body.current_password")
+    change["current_password"] = f"{OWNER}-password"
+    status, body = await call(app, "PATCH", path, login(OWNER), json=change)
+    assert (status, body["name"]) == (200, OWNER)
+    assert (await call(app, "GET", path, login(OWNER)))[0] == 401
+    assert (await call(app, "GET", path, basic(OWNER, "a new passphrase")))[0] == 200
+
+
+async def test_site_admins_reset_any_password_and_nobody_else_may(app: InProcess) -> None:
+    path = f"/users/{MEMBER}"
+    reset = {"password": "reset by the admin"}
+    refusals = [
+        (login(OWNER), f"only {MEMBER!r} and site admins may change the password of {MEMBER!r}"),
+        (await app.token(Scope.DELETE, user=MEMBER), "access tokens cannot change the password"),
+        (await app.token(Scope.DELETE, user="admin"), "access tokens cannot change the password"),
+        (await app.token(Scope.DELETE, org=ORG), "access tokens cannot change the password"),
+    ]
+    for auth, expected in refusals:
+        status, body = await call(app, "PATCH", path, auth, json=reset)
+        assert status == 403
+        assert refusal(body)[1].startswith(expected)
+    assert (await call(app, "GET", path, login(MEMBER)))[0] == 200
+    assert (await call(app, "PATCH", path, app.admin, json=reset))[0] == 200
+    assert (await call(app, "GET", path, basic(MEMBER, "reset by the admin")))[0] == 200
+    assert (await call(app, "GET", path, login(MEMBER)))[0] == 401
+    status, body = await call(app, "PATCH", "/users/ghost", app.admin, json=reset)
+    assert (status, refusal(body)[0]) == (404, "NOT_FOUND")
+    assert (await call(app, "PATCH", path, json=reset))[0] == 401
+
+
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        ("short", "body.password: String should have at least 12 characters"),
+        ("qwertyuiop123", "body.password: the password is one of the most common passwords"),
+        ("Baseball2024!", "body.password: the password is a common password with digits"),
+    ],
+)
+async def test_weak_passwords_are_refused_on_create_and_change(
+    app: InProcess, password: str, reason: str
+) -> None:
+    for method, path, body in (
+        ("POST", "/users", {"name": "nina", "password": password}),
+        ("PATCH", f"/users/{OWNER}", {"password": password}),
+    ):
+        status, answer = await call(app, method, path, app.admin, json=body)
+        assert status == 422
+        [entry] = answer["errors"]
+        assert (entry["code"], entry["detail"]["field"]) == ("INVALID_REQUEST", "body.password")
+        assert entry["message"].startswith(reason)
+    assert (await call(app, "GET", f"/users/{OWNER}", login(OWNER)))[0] == 200
 
 
 # --- personal access tokens --------------------------------------------------------------------
@@ -223,10 +292,15 @@ async def test_a_personal_token_is_shown_once_and_works(app: InProcess) -> None:
 
 async def test_tokens_may_not_create_tokens(app: InProcess) -> None:
     body = {"name": "more", "scope": "read"}
-    for auth in (await app.token(Scope.DELETE, user=OWNER), login(MEMBER), app.admin):
+    refusals = [
+        (await app.token(Scope.DELETE, user=OWNER), "access tokens cannot create tokens for"),
+        (login(MEMBER), f"only {OWNER!r} may create tokens for"),
+        (app.admin, f"only {OWNER!r} may create its tokens; site admins may not"),
+    ]
+    for auth, expected in refusals:
         status, answer = await call(app, "POST", f"/users/{OWNER}/tokens", auth, json=body)
         assert status == 403
-        assert "signed in with a password" in refusal(answer)[1]
+        assert refusal(answer)[1].startswith(expected)
 
 
 async def test_tokens_expire_when_asked(app: InProcess) -> None:
@@ -286,7 +360,9 @@ async def test_owners_create_list_and_revoke_org_tokens(app: InProcess) -> None:
     for auth in (login(MEMBER), login(OUTSIDER)):
         status, body = await call(app, "GET", path, auth)
         assert status == 403
-        assert refusal(body)[1] == f"only owners of {ORG!r} and site admins may see its tokens"
+        assert refusal(body)[1] == (
+            f"only owners of {ORG!r} and site admins may list the tokens of {ORG!r}"
+        )
         assert (await call(app, "POST", path, auth, json={"name": "x", "scope": "read"}))[0] == 403
         assert (await call(app, "DELETE", f"{path}/{created['id']}", auth))[0] == 403
     # the org's own token may not mint another

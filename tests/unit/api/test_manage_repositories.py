@@ -71,6 +71,7 @@ async def test_the_listing_filters_by_namespace_and_pages(app: InProcess) -> Non
         "namespace": ORG,
         "visibility": "private",
         "immutable_tags": False,
+        "sparse_indexes": "site",
         "els": None,
     }
     seen: list[str] = []
@@ -123,6 +124,18 @@ async def test_paths_that_name_no_repository(app: InProcess, path: str, status: 
 
 
 # --- settings ----------------------------------------------------------------------------------
+
+
+async def test_owners_turn_sparse_indexes_on_off_or_back_to_the_site_setting(
+    app: InProcess,
+) -> None:
+    path = f"/repositories/{PRIVATE}"
+    for wanted in ("on", "off", "site"):
+        status, body = await call(app, "PATCH", path, login(OWNER), json={"sparse_indexes": wanted})
+        assert (status, body["sparse_indexes"]) == (200, wanted)
+        assert (await call(app, "GET", path, app.admin))[1]["sparse_indexes"] == wanted
+    status, body = await call(app, "PATCH", path, login(OWNER), json={"sparse_indexes": True})
+    assert status == 422
 
 
 async def test_owners_change_visibility_and_immutable_tags(app: InProcess) -> None:

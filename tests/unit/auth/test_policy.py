@@ -17,7 +17,9 @@ from dockyard.auth.policy import (
     Target,
     allowed_actions,
     allows,
+    may_administer,
     may_manage,
+    signed_in_with_password,
 )
 
 PULL, PUSH, DELETE = Action.PULL, Action.PUSH, Action.DELETE
@@ -133,6 +135,36 @@ def test_may_manage(subject: Subject, namespace: str | None, expected: bool) -> 
     assert may_manage(subject, namespace) is expected
 
 
+@pytest.mark.parametrize(
+    ("subject", "namespace", "expected"),
+    [
+        (ANONYMOUS, "acme", False),
+        (ANONYMOUS, None, False),
+        (ALICE, "acme", True),
+        (ALICE, "alice", True),
+        (ALICE, "other", False),
+        (ALICE, None, False),
+        (BOB, "acme", False),
+        (BOB, "bob", True),
+        (ADMIN, "acme", True),
+        (ADMIN, None, True),
+        # no access token administers anything, whatever its scope (the exploit: an
+        # organization token of scope delete making someone owner)
+        (with_scope(ALICE, Scope.DELETE), "acme", False),
+        (with_scope(ALICE, Scope.DELETE), "alice", False),
+        (with_scope(ADMIN, Scope.DELETE), None, False),
+        (with_scope(ACME_TOKEN, Scope.DELETE), "acme", False),
+        (replace(ALICE, token_id=7), "alice", False),
+        # a subject without a user (a command's stand-in) is nobody's password sign-in
+        (Subject(name="admin", is_admin=True), None, False),
+    ],
+)
+def test_only_a_password_sign_in_administers(
+    subject: Subject, namespace: str | None, expected: bool
+) -> None:
+    assert may_administer(subject, namespace) is expected
+
+
 def test_anonymous_is_the_nameless_subject() -> None:
     assert ANONYMOUS.is_anonymous
     assert not ALICE.is_anonymous
@@ -181,6 +213,16 @@ def test_a_token_never_grants_more_than_its_subject(
     assert allowed_actions(tokened, target) <= allowed_actions(untokened, target)
     if may_manage(tokened, target.namespace):
         assert may_manage(untokened, target.namespace)
+    assert not may_administer(tokened, target.namespace)
+
+
+@given(subjects, st.one_of(st.none(), namespaces))
+def test_administering_implies_managing_and_a_password(
+    subject: Subject, namespace: str | None
+) -> None:
+    if may_administer(subject, namespace):
+        assert signed_in_with_password(subject)
+        assert may_manage(subject, namespace)
 
 
 @given(subjects, targets, scopes, scopes)

@@ -4,9 +4,14 @@ tests/integration/test_cli_verbs.py."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import os
 import stat
+import subprocess
 import tarfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from dockyard.oci.digest import Digest
 from dockyard.oci.errors import OciError, Unauthorized
 from dockyard.oci.reference import Reference
 from support.ocilayout import Descriptor, Layout, digest_of
+from support.peers import DOCKYARD_BIN
 
 runner = CliRunner()
 SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -454,3 +460,91 @@ def test_a_broken_config_file_is_named(config_dir: Path) -> None:
     result = dockyard("tag", "ls", "x.io/app", code=1)
     assert "registries.json" in result.stderr
     assert CONFIG_FILE in dockyard("registry", "config", code=1).stderr
+
+
+class _Quiet(http.server.BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Nothing: the CLI's stderr is what the test reads."""
+
+
+@pytest.fixture
+def plain_http() -> Iterator[str]:
+    """HOST:PORT of a plain-HTTP server on loopback (it answers 501 to everything)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_plain_http_registry_reached_over_tls_says_what_to_run(plain_http: str) -> None:
+    hint = (
+        f"{plain_http} answers in plain HTTP, not HTTPS: "
+        f"run `dockyard registry set {plain_http} --tls disabled`"
+    )
+    for args in (
+        ["tag", "ls", f"{plain_http}/acme/app"],
+        ["image", "copy", f"{plain_http}/acme/app:1", "ocidir://copied:1"],
+        ["registry", "login", "-u", "alice", "-p", "pw", plain_http],
+        ["catalog", "list", "--server", f"https://{plain_http}"],
+    ):
+        result = dockyard(*args, code=1)
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert hint in result.stderr, result.stderr
+    dockyard("registry", "set", plain_http, "--tls", "disabled")
+    result = dockyard("tag", "ls", f"{plain_http}/acme/app", code=1)
+    assert "answers in plain HTTP" not in result.stderr
+    assert f"http://{plain_http}/v2/" in result.stderr  # reached it, over HTTP
+
+
+def test_layouts_are_named_by_their_path_and_a_failure_is_printed_once(
+    source: Source, tmp_path: Path
+) -> None:
+    archive = tmp_path / "python.tar"
+    exported = dockyard("image", "export", source.ref, str(archive), "--format", "plain")
+    assert f"-> oci-archive:{archive}:1.0" in exported.stderr
+    imported = dockyard(
+        "image", "import", str(archive), f"ocidir://{tmp_path}/in:2", "--format", "plain"
+    )
+    assert f"copy oci-archive:{archive}:1.0 -> ocidir://{tmp_path}/in:2" in imported.stderr
+    as_json = dockyard("image", "copy", source.ref, f"ocidir://{tmp_path}/j:1", "--format", "json")
+    started = json.loads(as_json.stdout.splitlines()[0])
+    assert (started["source"], started["target"]) == (source.ref, f"ocidir://{tmp_path}/j:1")
+    Layout(tmp_path / "empty")
+    failed = dockyard(
+        "image", "copy", f"ocidir://{tmp_path}/empty:1", f"ocidir://{tmp_path}/out:1",
+        "--format", "plain", code=1,
+    )  # fmt: skip
+    assert failed.stderr.count("ManifestUnknown") == 1
+    assert f"copy of ocidir://{tmp_path}/empty:1 to ocidir://{tmp_path}/out:1 failed" in (
+        failed.stderr
+    )
+    for result in (exported, imported, as_json, failed):
+        assert "oci-layout.invalid" not in result.stdout + result.stderr
+
+
+def test_json_output_into_a_closed_pipe_exits_quietly(tmp_path: Path) -> None:
+    # `dockyard image copy … --format json | head -1`: more JSON lines than a pipe holds
+    # (64 KiB), so writes after the reader is gone fail with EPIPE
+    layout = Layout(tmp_path / "many")
+    index = layout.add_multiplatform("1.0")
+    for number in range(400):
+        layout.add_artifact(index, SBOM, b"sbom %d" % number)
+    env = {**os.environ, "DOCKYARD_CONFIG": str(tmp_path / "config")}
+    command = [
+        str(DOCKYARD_BIN), "image", "copy", f"ocidir://{layout.path}:1.0",
+        f"ocidir://{tmp_path}/copy:1.0", "--referrers", "--format", "json",
+    ]  # fmt: skip
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as process:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        assert json.loads(process.stdout.readline())["event"] == "copy-started"
+        process.stdout.close()
+        errors = process.stderr.read().decode()
+        code = process.wait(timeout=120)
+    assert errors == ""
+    assert code == 1  # as Typer exits on EPIPE

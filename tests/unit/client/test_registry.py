@@ -18,7 +18,13 @@ from dockyard.config import Settings
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
-from dockyard.oci.errors import DigestInvalid, ManifestUnknown, NameUnknown, Unauthorized
+from dockyard.oci.errors import (
+    DigestInvalid,
+    ManifestUnknown,
+    NameUnknown,
+    Unauthorized,
+    Unsupported,
+)
 from dockyard.oci.manifest import Manifest, parse_manifest
 from dockyard.oci.reference import Reference
 from dockyard.oci.referrers import fallback_tag
@@ -289,3 +295,40 @@ async def test_delete_a_manifest_and_a_blob(
     layer = Descriptor.from_json(image.layers[0].descriptor())
     await registry.blob_delete(REPO, layer)
     assert await registry.blob_head(REPO, layer) is None
+
+
+def without_tag_parameters(app: ASGIApp) -> ASGIApp:
+    """`app` as a registry that ignores `?tag=`: it never answers `OCI-Tag`."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        async def filtered(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message["headers"] if k.lower() != b"oci-tag"]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if scope["type"] == "http" and "/manifests/" in scope["path"]:
+            scope = {**scope, "query_string": b""}  # the tag parameter goes unread
+        await app(scope, receive, filtered)
+
+    return wrapped
+
+
+async def test_a_sha512_manifest_goes_to_its_tag_by_digest_with_a_tag_parameter(
+    dockyard: Any, registry_for: Callable[..., RegistryClient]
+) -> None:
+    registry = registry_for(dockyard, credential=ADMIN)
+    image = build_image({"etc/long": "sha512\n"})
+    for blob in image.blobs():
+        await registry.blob_put(REPO, Descriptor.from_json(blob.descriptor()), blob.data)
+    manifest = parse_manifest(image.manifest.data, algorithm="sha512")
+    assert (await registry.manifest_put(REPO, manifest)).digest == manifest.digest
+    head = await registry.manifest_head(REPO)
+    assert head is not None
+    assert head.digest == manifest.digest
+
+    ignoring = registry_for(without_tag_parameters(dockyard), credential=ADMIN)
+    other = REPO.with_tag("v2")
+    with pytest.raises(Unsupported, match=r"did not confirm tag 'v2'.*tag parameters"):
+        await ignoring.manifest_put(other, manifest)
+    assert await registry.manifest_head(other) is None

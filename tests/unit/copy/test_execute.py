@@ -11,13 +11,14 @@ from dockyard.copy import (
     CopyError,
     CopyOptions,
     Limits,
+    SparseIndexRefused,
     copy_image,
     execute,
     plan_copy,
 )
 from dockyard.copy.events import BlobBytes, BlobDone, CopyFailed, CopyFinished, Event
 from dockyard.oci.digest import Digest
-from dockyard.oci.errors import BlobUnknown, Denied
+from dockyard.oci.errors import BlobUnknown, Denied, ManifestBlobUnknown
 from dockyard.oci.reference import Reference
 from support.ocilayout import build_image, random_layer
 from unit.copy.fakes import MemoryTarget, store
@@ -213,7 +214,14 @@ async def test_a_refused_index_after_platform_filtering_says_why() -> None:
     options = CopyOptions(platforms=("linux/amd64",))
     with pytest.raises(CopyError) as caught:
         await copy_image(source, SRC, target, DST, options)
-    assert "left out by the platform filter" in str(caught.value)
+    message = str(caught.value)
+    assert "left out by the platform filter" in message
+    (failure,) = caught.value.failures
+    assert isinstance(failure.error, SparseIndexRefused)
+    assert isinstance(failure.error.__cause__, ManifestBlobUnknown)  # what the target said
+    assert f"dockyard admin repo set {DST.repository} --sparse-indexes on" in message
+    assert "validation.manifests.indexes.platforms: none" in message
+    assert "linux/arm64" in message  # the platforms left out
     lenient = MemoryTarget(validate=False)
     result = await copy_image(source, SRC, lenient, DST, options)
     assert result.manifests_copied == 4  # index, amd64, attestation, no-platform entry

@@ -3,12 +3,17 @@ says, and its exit codes (2: the config or the command line is wrong)."""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
-from dockyard.cli.sync import app
+from dockyard.cli.sync import app, print_plan, print_run
+from dockyard.copy.sync_report import RepositoryResult, SyncReport, TagResult
+from dockyard.oci.reference import Reference
 
 runner = CliRunner()
 
@@ -82,3 +87,34 @@ def test_the_config_can_come_from_standard_input() -> None:
     result = runner.invoke(app, ["check", "-c", "-", "--format", "json"], input="version: 1\n")
     assert result.exit_code == 0
     assert '"dry_run": true' in result.stdout
+
+
+def _report(*changes: str) -> SyncReport:
+    source, target = Reference.parse("a.test/app"), Reference.parse("b.test/app")
+    tags = tuple(
+        TagResult(0, source.with_tag(f"t{i}"), target.with_tag(f"t{i}"), change)
+        for i, change in enumerate(changes)
+    )
+    repository = RepositoryResult(0, str(source), str(target), tags)
+    return SyncReport(dry_run=False, repositories=(repository,), seconds=0.25, entries=(0,))
+
+
+def _printed(show: Callable[[Console], None]) -> str:
+    out = io.StringIO()
+    show(Console(file=out, width=160, highlight=False))
+    return out.getvalue()
+
+
+def test_check_prints_a_header_over_its_columns() -> None:
+    printed = _printed(lambda console: print_plan(_report("add", "unchanged"), console))
+    lines = printed.splitlines()
+    header = lines.index("  status     tags  names")
+    assert lines[header + 1].split() == ["add", "1", "t0"]
+
+
+def test_a_server_run_that_changed_nothing_is_one_line() -> None:
+    quiet = _printed(lambda console: print_run(_report("unchanged", "unchanged"), console, "T"))
+    assert quiet == "T ok: nothing changed in entries 0 (2 tags unchanged, 0 skipped; 0.2s)\n"
+    busy = _printed(lambda console: print_run(_report("add", "unchanged"), console, "T"))
+    assert busy.startswith("T sync run of entries 0\n")
+    assert "added" in busy  # the table's header

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
+import standardwebhooks
 
 from dockyard.hub import payloads
 from dockyard.metadata.events import EventRow
@@ -106,8 +109,9 @@ def test_callback_url_carries_the_token() -> None:
 
 def test_headers_name_the_event_delivery_and_digests_and_sign_the_body() -> None:
     body = b'{"x":1}'
-    sent = payloads.headers(event(), "uuid-1", "s3cret", body)
+    sent = payloads.headers(event(), "uuid-1", "s3cret", body, 1712345679)
     expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    standard = hmac.new(b"s3cret", b'uuid-1.1712345679.{"x":1}', hashlib.sha256).digest()
     assert sent == {
         "Content-Type": "application/json",
         "User-Agent": "Dockyard-Webhooks/1",
@@ -116,7 +120,56 @@ def test_headers_name_the_event_delivery_and_digests_and_sign_the_body() -> None
         "X-Dockyard-Digest": NEW,
         "X-Dockyard-Previous-Digest": OLD,
         "X-Dockyard-Signature-256": expected,
+        "webhook-id": "uuid-1",
+        "webhook-timestamp": "1712345679",
+        "webhook-signature": "v1," + base64.b64encode(standard).decode(),
     }
-    unsigned = payloads.headers(event(old=None), "uuid-2", None, body)
+    unsigned = payloads.headers(event(old=None), "uuid-2", None, body, 1712345679)
     assert "X-Dockyard-Signature-256" not in unsigned
+    assert "webhook-signature" not in unsigned
+    assert (unsigned["webhook-id"], unsigned["webhook-timestamp"]) == ("uuid-2", "1712345679")
     assert "X-Dockyard-Previous-Digest" not in unsigned
+
+
+def test_the_standard_signature_matches_the_specifications_example() -> None:
+    """The example in Standard Webhooks' reference libraries' tests, computed by this code."""
+    key = payloads.standard_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+    signature = payloads.standard_signature(
+        key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, b'{"test": 2432232314}'
+    )
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+@pytest.mark.parametrize(
+    ("secret", "verifier_secret"),
+    [
+        ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ("whsec_AAEC", "whsec_AAEC"),  # base64 without its padding
+        ("s3cret", b"s3cret"),  # any other secret: its UTF-8 text is the key
+        ("pässwort with spaces", "pässwort with spaces".encode()),
+    ],
+)
+def test_signatures_verify_with_the_standard_webhooks_library(
+    secret: str, verifier_secret: str | bytes
+) -> None:
+    body = '{"push_data":{"tag":"3.13"},"name":"Grüße"}'.encode()
+    now = int(time.time())
+    sent = payloads.headers(event(), "0b6a4c1e-uuid", secret, body, now)
+    receiver = standardwebhooks.Webhook(verifier_secret)
+    assert receiver.verify(body, sent) == json.loads(body)
+    with pytest.raises(standardwebhooks.WebhookVerificationError, match="No matching"):
+        receiver.verify(body + b" ", sent)
+    with pytest.raises(standardwebhooks.WebhookVerificationError, match="No matching"):
+        receiver.verify(body, {**sent, "webhook-id": "another-delivery"})
+    old = payloads.headers(event(), "0b6a4c1e-uuid", secret, body, now - 600)
+    with pytest.raises(standardwebhooks.WebhookVerificationError, match="too old"):
+        receiver.verify(body, old)  # a request captured ten minutes ago and replayed
+
+
+def test_only_a_whsec_secret_with_base64_after_it_is_read_as_a_standard_key() -> None:
+    assert payloads.decode_standard_secret("whsec_AAEC") == b"\x00\x01\x02"
+    assert payloads.decode_standard_secret("whsec_AAE=") == b"\x00\x01"
+    for text in ("whsec_", "whsec_not base64!", "whsec_a-b_", "s3cret", "WHSEC_AAEC"):
+        assert payloads.decode_standard_secret(text) is None
+        assert payloads.standard_key(text) == text.encode()

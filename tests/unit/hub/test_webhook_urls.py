@@ -27,6 +27,22 @@ ALWAYS_REFUSED = [
     "http://METADATA.google.internal./",
     "http://[::ffff:169.254.169.254]/",  # IPv4-mapped
     "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 of 169.254.169.254
+    # every IPv6 form that embeds 169.254.169.254 (or another link-local address)
+    "http://[::169.254.169.254]/",  # IPv4-compatible
+    "http://[::a9fe:a9fe]/",
+    "http://[::ffff:0:a9fe:a9fe]/",  # IPv4-translated (SIIT)
+    "http://[::ffff:0:169.254.169.254]/",
+    "http://[64:ff9b:1::a9fe:a9fe]/",  # NAT64 local use, /96
+    "http://[64:ff9b:1:a9fe:a9:fe00::]/",  # NAT64 local use, /48 (RFC 6052 layout)
+    "http://[64:ff9b:1:a9:fea9:fe00::]/",  # /56
+    "http://[64:ff9b:1:0:a9:fea9:fe00:0]/",  # /64
+    "http://[2002:a9fe:a9fe::1]/",  # 6to4
+    "http://[2001:0:a9fe:a9fe::1]/",  # Teredo, its server
+    "http://[2001:0:4136:e378:8000:63bf:5601:5601]/",  # Teredo, its client (stored inverted)
+    "http://[2606:2800:220:1:0:5efe:a9fe:a9fe]/",  # ISATAP
+    "http://[2606:2800:220:1:200:5efe:a9fe:a9fe]/",
+    "http://[2002:a9fe:0101::]/",  # 6to4 of 169.254.1.1
+    "http://[::ffff:0:e000:1]/",  # 224.0.0.1, multicast
     "http://224.0.0.1/",
     "ftp://example.com/hook",
     "file:///etc/passwd",
@@ -47,6 +63,24 @@ PRIVATE = [
     "http://0.0.0.0/hook",
     "http://[fd12:3456::1]/hook",
     "http://[::ffff:127.0.0.1]/hook",
+    # IPv6 forms that embed a loopback or private IPv4 address
+    "http://[::127.0.0.1]/hook",
+    "http://[::7f00:1]/hook",
+    "http://[::ffff:0:7f00:1]/hook",
+    "http://[64:ff9b::10.0.0.1]/hook",
+    "http://[64:ff9b:1::7f00:1]/hook",
+    "http://[2002:7f00:1::]/hook",
+    "http://[2002:c0a8:0101::1]/hook",  # 6to4 of 192.168.1.1
+    "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/hook",  # Teredo client 10.0.0.1
+    "http://[2606:2800:220:1:0:5efe:a00:1]/hook",  # ISATAP of 10.0.0.1
+]
+# the same forms around a public IPv4 address lead to that address and may be called
+PUBLIC_EMBEDDED = [
+    "http://[::ffff:93.184.216.34]/hook",
+    "http://[::ffff:0:5db8:d822]/hook",
+    "http://[64:ff9b::93.184.216.34]/hook",
+    "http://[2002:5db8:d822::1]/hook",
+    "http://[2606:2800:220:1:200:5efe:5db8:d822]/hook",
 ]
 
 
@@ -62,6 +96,24 @@ def test_loopback_and_private_networks_only_when_allowed(url: str) -> None:
     with pytest.raises(WebhookUrlRefused, match="webhook_allow_private"):
         parse_webhook_url(url, allow_private=False)
     parse_webhook_url(url, allow_private=True)
+
+
+@pytest.mark.parametrize("url", PUBLIC_EMBEDDED)
+def test_embedded_public_addresses_may_be_called(url: str) -> None:
+    assert parse_webhook_url(url, allow_private=False).scheme == "http"
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://[::169.254.169.254]/", "refused: ::169.254.169.254, it embeds 169.254.169.254"),
+        ("http://[2002:7f00:1::]/", "it embeds 127.0.0.1, a loopback address"),
+    ],
+)
+def test_refusals_name_the_embedded_address(url: str, says: str) -> None:
+    with pytest.raises(WebhookUrlRefused) as refused:
+        parse_webhook_url(url, allow_private=False)
+    assert says in str(refused.value)
 
 
 def test_public_urls_give_their_target() -> None:
@@ -154,5 +206,13 @@ async def test_the_connection_resolver_refuses_what_the_check_refuses() -> None:
     guarded = GuardedResolver(allow_private=False, inner=FixedResolver("169.254.169.254"))
     with pytest.raises(WebhookUrlRefused, match="metadata"):
         await guarded.resolve("rebound.example", 80)
+    for embedded in ("::169.254.169.254", "::ffff:0:a9fe:a9fe", "64:ff9b:1::a9fe:a9fe"):
+        guarded = GuardedResolver(allow_private=True, inner=FixedResolver(embedded))
+        with pytest.raises(WebhookUrlRefused, match=r"embeds 169\.254\.169\.254"):
+            await guarded.resolve("rebound.example", 80)
+    for embedded in ("::127.0.0.1", "2002:7f00:1::"):
+        guarded = GuardedResolver(allow_private=False, inner=FixedResolver(embedded))
+        with pytest.raises(WebhookUrlRefused, match=r"embeds 127\.0\.0\.1, a loopback"):
+            await guarded.resolve("rebound.example", 80)
     fine = GuardedResolver(allow_private=False, inner=FixedResolver("93.184.216.34"))
     assert (await fine.resolve("hooks.example.com", 443))[0]["host"] == "93.184.216.34"

@@ -9,126 +9,33 @@ import hmac
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
-import pytest_asyncio
-from aiohttp import web
 from sqlalchemy import func, select
 
-from dockyard.hub.jobs import Job, JobQueue, Retry
+from dockyard.hub.jobs import Retry
 from dockyard.hub.payloads import CALLBACK_PATH
-from dockyard.hub.webhook_urls import WebhookUrlRefused, guarded_sessions
-from dockyard.hub.webhooks import Webhooks, WebhookSettings
+from dockyard.hub.webhook_urls import WebhookUrlRefused
+from dockyard.hub.webhooks import Webhooks
 from dockyard.metadata import events, repositories
 from dockyard.metadata.db import Database
 from dockyard.metadata.tables import jobs, webhook_deliveries
 from dockyard.metadata.webhooks import DeliveryRow
 from support.inprocess import InProcess
-
-PUBLIC_URL = "https://dockyard.example"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-D1 = "sha256:" + "1" * 64
-D2 = "sha256:" + "2" * 64
-
-
-# --- a receiver that records what it gets ----------------------------------------------------
-
-
-@dataclass
-class Received:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """An HTTP server on 127.0.0.1 answering each path from a script (last answer repeats)."""
-
-    base: str = ""
-    requests: list[Received] = field(default_factory=list)
-    script: dict[str, list[tuple[int, dict[str, str], str]]] = field(default_factory=dict)
-
-    def url(self, path: str) -> str:
-        return f"{self.base}{path}"
-
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(Received(request.path, dict(request.headers), await request.read()))
-        if request.path == "/slow":
-            await asyncio.sleep(5)
-        answers = self.script.get(request.path, [(200, {}, "thanks")])
-        status, headers, text = answers.pop(0) if len(answers) > 1 else answers[0]
-        return web.Response(status=status, headers=headers, text=text)
-
-
-@pytest_asyncio.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    recorder = Receiver()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", recorder.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    recorder.base = f"http://127.0.0.1:{port}"
-    yield recorder
-    await runner.cleanup()
-
-
-# --- the service over a database --------------------------------------------------------------
-
-
-def service(
-    db: Database,
-    *,
-    allow_private: bool = True,
-    timeout: float = 2.0,
-    resolve: Callable[[str, int], Any] | None = None,
-) -> Webhooks:
-    settings = WebhookSettings(PUBLIC_URL, timeout, 3, allow_private)
-    extra: dict[str, Any] = {"resolve": resolve} if resolve else {}
-    return Webhooks(db, JobQueue(db), settings, guarded_sessions(allow_private), **extra)
-
-
-@pytest.fixture
-def hooks(db: Database) -> Webhooks:
-    return service(db)
-
-
-async def repository(db: Database, name: str = "exampleorg/dhi-python") -> int:
-    async with db.write() as conn:
-        return (await repositories.create(db, conn, name, None)).id
-
-
-async def push_event(
-    db: Database, repository_id: int, tag: str = "3.13", old: str | None = None, new: str = D1
-) -> None:
-    async with db.write() as conn:
-        await events.record_push(conn, repository_id, tag, old, new, OCI_MANIFEST, "alice")
-
-
-def job(delivery_id: int, attempts: int = 1, max_attempts: int = 3) -> Job:
-    return Job(0, "webhook.deliver", {"delivery_id": delivery_id}, attempts, max_attempts, None)
-
-
-async def only_delivery(hooks: Webhooks, webhook_id: int) -> DeliveryRow:
-    rows = await hooks.deliveries(webhook_id)
-    assert len(rows) == 1
-    return rows[0]
-
-
-async def one_delivery(hooks: Webhooks, url: str, secret: str | None = None) -> DeliveryRow:
-    """A webhook at `url` and one pushed tag, dispatched: its (pending) delivery."""
-    repo = await repository(hooks.db)
-    hook = await hooks.create(repo, "ci", url, secret)
-    await push_event(hooks.db, repo)
-    assert await hooks.dispatch_events() == 1
-    return await only_delivery(hooks, hook.id)
-
+from support.webhooks import (
+    D1,
+    D2,
+    OCI_MANIFEST,
+    PUBLIC_URL,
+    Answers,
+    Receiver,
+    job,
+    one_delivery,
+    only_delivery,
+    push_event,
+    repository,
+    service,
+)
 
 # --- the outbox -------------------------------------------------------------------------------
 
@@ -406,14 +313,10 @@ async def test_forbidden_urls_are_refused_when_saved(db: Database, url: str) -> 
 async def test_a_name_re_pointed_after_saving_is_refused_at_delivery(
     db: Database, receiver: Receiver
 ) -> None:
-    answers = {"hooks.example.com": ["93.184.216.34"]}
-
-    async def resolve(host: str, port: int) -> list[str]:
-        return answers[host]
-
-    hooks = service(db, allow_private=False, resolve=resolve)
+    dns = Answers({"hooks.example.com": ["93.184.216.34"]})
+    hooks = service(db, allow_private=False, resolve=dns.lookup, resolver=dns.resolver)
     pending = await one_delivery(hooks, "http://hooks.example.com/hook")
-    answers["hooks.example.com"] = ["169.254.169.254"]  # DNS rebinding
+    dns.table["hooks.example.com"] = ["169.254.169.254"]  # DNS rebinding
     await hooks.deliver(job(pending.id))  # no Retry: it would only be refused again
     failed = await hooks.delivery(pending.id)
     assert failed.status == "failed"
@@ -422,11 +325,50 @@ async def test_a_name_re_pointed_after_saving_is_refused_at_delivery(
     assert receiver.requests == []
 
 
+@pytest.mark.parametrize(
+    ("address", "allow_private", "says"),
+    [
+        ("::169.254.169.254", True, "embeds 169.254.169.254, a cloud metadata"),
+        ("::ffff:0:a9fe:a9fe", True, "embeds 169.254.169.254, a cloud metadata"),
+        ("64:ff9b:1::a9fe:a9fe", True, "embeds 169.254.169.254, a cloud metadata"),
+        ("::127.0.0.1", False, "embeds 127.0.0.1, a loopback address"),
+        ("2002:7f00:1::", False, "embeds 127.0.0.1, a loopback address"),
+    ],
+)
+async def test_a_name_re_pointed_to_an_ipv6_form_of_a_forbidden_ipv4_is_refused_at_delivery(
+    db: Database, address: str, allow_private: bool, says: str
+) -> None:
+    """The connection's own lookup judges the IPv4 address an IPv6 answer embeds."""
+    dns = Answers({"hooks.example.com": ["93.184.216.34"]})
+    hooks = service(db, allow_private=allow_private, resolve=dns.lookup, resolver=dns.resolver)
+    pending = await one_delivery(hooks, "http://hooks.example.com/hook")
+    dns.table["hooks.example.com"] = [address]
+    await hooks.deliver(job(pending.id))  # no Retry
+    failed = await hooks.delivery(pending.id)
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert failed.error.startswith("webhook URL refused: hooks.example.com resolves to ")
+    assert says in failed.error
+
+
+async def test_a_delivery_looks_its_host_name_up_once(db: Database, receiver: Receiver) -> None:
+    """The lookup that is checked is the one connected to: no second lookup before it."""
+    dns = Answers({"hooks.example.test": ["127.0.0.1"]})
+    hooks = service(db, resolve=dns.lookup, resolver=dns.resolver)
+    port = receiver.base.rsplit(":", 1)[1]
+    pending = await one_delivery(hooks, f"http://hooks.example.test:{port}/hook")
+    assert dns.asked == 1  # the check when it was saved
+    await hooks.deliver(job(pending.id))
+    assert dns.asked == 2
+    assert (await hooks.delivery(pending.id)).status == "delivered"
+    assert [r.path for r in receiver.requests] == ["/hook"]
+
+
 async def test_the_connection_itself_goes_only_where_a_webhook_may_reach(
     db: Database, receiver: Receiver
 ) -> None:
-    """Even when the check before the request is fooled (a name answering differently to the
-    next lookup), the session's own resolver refuses the forbidden address."""
+    """Even when the check at saving was fooled (a name answering differently to the next
+    lookup), the lookup the connection makes refuses the forbidden address."""
 
     async def fooled(host: str, port: int) -> list[str]:
         return ["93.184.216.34"]

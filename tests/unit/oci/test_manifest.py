@@ -450,3 +450,38 @@ def test_generated_image_manifests_describe_their_blobs(
     assert [d.to_json() for d in manifest.blobs] == [body["config"], *body["layers"]]
     assert manifest.annotations == notes
     assert isinstance(manifest.descriptor(), Descriptor)
+
+
+# --- duplicate keys ----------------------------------------------------------------------------
+
+
+def _duplicated(key: str, first: str, raw: bytes) -> bytes:
+    """`raw` with `"key": <first>` added before the first occurrence of `"key":`."""
+    marker = f'"{key}": '.encode()
+    at = raw.index(marker)
+    return raw[:at] + marker + first.encode() + b", " + raw[at:]
+
+
+@pytest.mark.parametrize(
+    ("key", "first", "body"),
+    [
+        ("config", json.dumps(EMPTY_CONFIG), image()),  # a different config wins, per parser
+        ("mediaType", json.dumps(mt.OCI_INDEX), image()),  # top level
+        ("digest", json.dumps(mt.EMPTY_DIGEST), image()),  # inside the config descriptor
+        ("org.example", '"a"', image(annotations={"org.example": "b"})),
+        ("architecture", '"s390x"', index()),  # inside an index entry's platform
+    ],
+)
+def test_a_key_twice_in_one_object_is_refused_naming_it(
+    key: str, first: str, body: dict[str, Any]
+) -> None:
+    raw = _duplicated(key, first, encode(body))
+    assert raw.count(f'"{key}": '.encode()) >= 2
+    with pytest.raises(ManifestInvalid, match=f"key '{key}' twice") as caught:
+        parse_manifest(raw)
+    assert caught.value.detail == {"key": key}
+
+
+def test_the_same_key_in_different_objects_is_fine() -> None:
+    body = image(annotations={"digest": "x", "size": "y", "mediaType": "z"})
+    assert parse_manifest(encode(body)).annotations["digest"] == "x"

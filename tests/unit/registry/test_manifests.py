@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from support.inprocess import InProcess
+from support.inprocess import ADMIN_PASSWORD, InProcess, running_app
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -225,3 +228,201 @@ async def test_manifest_bytes_are_served_exactly_as_pushed(registry_app: InProce
     async with app.client.head("/v2/admin/bytes/manifests/odd", headers=app.admin) as resp:
         assert resp.headers["Content-Length"] == str(len(odd))
         assert resp.headers["Docker-Content-Digest"] == digest
+
+
+# --- tag parameters (end-7b) --------------------------------------------------------------------
+
+
+async def _image_bytes(app: InProcess, repo: str, seed: str) -> bytes:
+    """An image manifest whose blobs are in `repo`, not pushed itself."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": seed}).encode()
+    layer = f"layer {seed}".encode()
+    descriptors = [
+        {"mediaType": media_type, "digest": await app.push_blob(repo, data), "size": len(data)}
+        for media_type, data in (
+            ("application/vnd.oci.image.config.v1+json", config),
+            ("application/vnd.oci.image.layer.v1.tar+gzip", layer),
+        )
+    ]
+    body = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptors[0]}
+    return json.dumps({**body, "layers": descriptors[1:]}).encode()
+
+
+def _sha512(raw: bytes) -> str:
+    return "sha512:" + hashlib.sha512(raw).hexdigest()
+
+
+async def _put(app: InProcess, repo: str, reference: str, raw: bytes, query: str = "") -> Any:
+    async with app.client.put(
+        f"/v2/{repo}/manifests/{reference}{query}",
+        data=raw,
+        headers={**app.admin, "Content-Type": OCI_MANIFEST},
+    ) as resp:
+        return resp.status, resp.headers.copy(), await resp.read()
+
+
+async def _tag_digests(app: InProcess, repo: str) -> dict[str, str]:
+    found = {}
+    async with app.client.get(f"/v2/{repo}/tags/list", headers=app.admin) as resp:
+        tags = (await resp.json())["tags"] if resp.status == 200 else []
+    for tag in tags:
+        async with app.client.head(f"/v2/{repo}/manifests/{tag}", headers=app.admin) as resp:
+            found[tag] = resp.headers["Docker-Content-Digest"]
+    return found
+
+
+async def test_a_push_by_sha512_digest_with_tag_parameters_tags_that_digest(
+    sqlite_app: InProcess,
+) -> None:
+    app, repo = sqlite_app, "admin/tag-param"
+    raw = await _image_bytes(app, repo, "one")
+    digest = _sha512(raw)
+    status, headers, _ = await _put(app, repo, digest, raw, "?tag=1.2.3&tag=latest&tag=1.2.3")
+    assert status == 201
+    assert headers["Docker-Content-Digest"] == digest
+    assert headers["Location"] == f"/v2/{repo}/manifests/{digest}"
+    assert headers["OCI-Tag"] == "1.2.3, latest"  # each tag once, in the order given
+    assert await _tag_digests(app, repo) == {"1.2.3": digest, "latest": digest}
+    async with app.client.get(f"/v2/{repo}/manifests/latest", headers=app.admin) as resp:
+        assert await resp.read() == raw
+    # the same push by sha256 stores the same bytes under that digest, as its own manifest
+    sha256 = "sha256:" + hashlib.sha256(raw).hexdigest()
+    status, headers, _ = await _put(app, repo, sha256, raw, "?tag=latest")
+    assert (status, headers["OCI-Tag"]) == (201, "latest")
+    assert (await _tag_digests(app, repo))["latest"] == sha256
+    # a push with no tag parameters says nothing of tags
+    status, headers, _ = await _put(app, repo, digest, raw)
+    assert status == 201
+    assert "OCI-Tag" not in headers
+
+
+async def test_tag_parameters_with_a_tag_push_apply_every_tag(sqlite_app: InProcess) -> None:
+    app, repo = sqlite_app, "admin/tag-param-tag"
+    raw = await _image_bytes(app, repo, "two")
+    status, headers, _ = await _put(app, repo, "v2", raw, "?tag=stable")
+    assert (status, headers["OCI-Tag"]) == (201, "v2, stable")
+    digest = headers["Docker-Content-Digest"]
+    assert await _tag_digests(app, repo) == {"v2": digest, "stable": digest}
+
+
+async def test_one_refused_tag_parameter_refuses_the_whole_push(sqlite_app: InProcess) -> None:
+    app, repo = sqlite_app, "admin/tag-param-refused"
+    first = await _image_bytes(app, repo, "first")
+    assert (await _put(app, repo, _sha512(first), first, "?tag=fixed"))[0] == 201
+    await app.state.registry.repositories.configure(
+        await app.state.accounts.authenticate("admin", ADMIN_PASSWORD), repo, immutable_tags=True
+    )
+    second = await _image_bytes(app, repo, "second")
+    status, _, body = await _put(app, repo, _sha512(second), second, "?tag=new&tag=fixed")
+    assert status == 403
+    assert b"immutable" in body
+    for query in ("?tag=ok&tag=-bad", "?tag=", "?" + "&".join(f"tag=t{i}" for i in range(101))):
+        status, _, body = await _put(app, repo, _sha512(second), second, query)
+        error = json.loads(body)["errors"][0]
+        assert (status, error["code"]) == (400, "MANIFEST_INVALID"), body  # as distribution
+        assert "tag" in error["message"]
+    async with app.client.head(
+        f"/v2/{repo}/manifests/{_sha512(second)}", headers=app.admin
+    ) as resp:
+        assert resp.status == 404  # nothing of a refused push is stored
+    assert await _tag_digests(app, repo) == {"fixed": _sha512(first)}
+    # a hundred tags is within the limit
+    query = "?" + "&".join(f"tag=t{i}" for i in range(100))
+    status, headers, _ = await _put(app, repo, _sha512(second), second, query)
+    assert status == 201
+    assert len(headers["OCI-Tag"].split(", ")) == 100
+
+
+# --- sparse indexes ---------------------------------------------------------------------------
+
+ABSENT_ARM64 = "sha256:" + "a" * 64
+
+
+def _sparse_index(amd64: str, amd64_raw: bytes) -> bytes:
+    """An index of a present linux/amd64 image and an absent linux/arm64 one."""
+    entries = [
+        (amd64, len(amd64_raw), "amd64"),
+        (ABSENT_ARM64, 1234, "arm64"),
+    ]
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": digest,
+                    "size": size,
+                    "platform": {"os": "linux", "architecture": arch},
+                }
+                for digest, size, arch in entries
+            ],
+        }
+    ).encode()
+
+
+async def _put_index(app: InProcess, repo: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+    async with app.client.put(
+        f"/v2/{repo}/manifests/v1", data=raw, headers={**app.admin, "Content-Type": OCI_INDEX}
+    ) as resp:
+        return resp.status, (await resp.json()) if resp.status >= 400 else {}
+
+
+async def _set_sparse(app: InProcess, repo: str, value: str) -> None:
+    admin = await app.state.accounts.authenticate("admin", ADMIN_PASSWORD)
+    await app.state.registry.repositories.configure(admin, repo, sparse_indexes=value)
+
+
+async def test_a_repository_with_sparse_indexes_takes_an_index_naming_absent_manifests(
+    sqlite_app: InProcess,
+) -> None:
+    app, repo = sqlite_app, "admin/subset"
+    amd64, amd64_raw = await app.push_image(repo, "amd64")
+    raw = _sparse_index(amd64, amd64_raw)
+    status, body = await _put_index(app, repo, raw)
+    error = body["errors"][0]
+    assert (status, error["code"]) == (400, "MANIFEST_BLOB_UNKNOWN")
+    assert error["detail"] == {"digest": ABSENT_ARM64}
+    assert f"dockyard admin repo set {repo} --sparse-indexes on" in error["message"]
+
+    await _set_sparse(app, repo, "on")
+    assert (await _put_index(app, repo, raw))[0] == 201
+    async with app.client.get(
+        f"/v2/{repo}/manifests/v1", headers={**app.admin, "Accept": OCI_INDEX}
+    ) as resp:
+        assert await resp.read() == raw  # the index's bytes, so its digest
+    async with app.client.get(f"/v2/{repo}/manifests/{ABSENT_ARM64}", headers=app.admin) as resp:
+        assert resp.status == 404
+    # image manifests still need every blob
+    layer = {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ABSENT_ARM64}
+    image = json.loads(amd64_raw)
+    image["layers"].append({**layer, "size": 10})
+    async with app.client.put(
+        f"/v2/{repo}/manifests/broken",
+        data=json.dumps(image).encode(),
+        headers={**app.admin, "Content-Type": OCI_MANIFEST},
+    ) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+
+
+@pytest.mark.parametrize(
+    ("site", "repository", "accepted"),
+    [
+        ({"index_platforms": "none"}, "site", True),
+        ({"index_platforms": "none"}, "off", False),  # the repository's setting wins
+        ({"index_platforms": "all"}, "on", True),
+        ({"index_platforms": "list", "index_platform_list": ["linux/arm64"]}, "site", False),
+        ({"index_platforms": "list", "index_platform_list": ["linux/amd64"]}, "site", True),
+        ({"index_platforms": "list", "index_platform_list": ["windows/arm64"]}, "site", True),
+    ],
+)
+async def test_the_site_setting_decides_unless_the_repository_says(
+    tmp_path: Path, site: dict[str, Any], repository: str, accepted: bool
+) -> None:
+    async with running_app(tmp_path / "data", **site) as app:
+        repo = "admin/site-rule"
+        amd64, amd64_raw = await app.push_image(repo, "amd64")
+        await _set_sparse(app, repo, repository)
+        status, _ = await _put_index(app, repo, _sparse_index(amd64, amd64_raw))
+        assert status == (201 if accepted else 400)

@@ -192,3 +192,18 @@ async def test_bytes_that_rot_in_the_store_are_refused_on_read(sqlite_app: InPro
     with pytest.raises(DigestInvalid):
         await consume()
     assert sum(received) < len(data)
+
+
+async def test_a_sha512_manifest_pushed_to_a_tag_keeps_its_digest(sqlite_app: InProcess) -> None:
+    target = await store(sqlite_app)
+    image = build_image({"digest": "sha512"})
+    where = ref("admin/long-digests:v1")
+    for blob in image.blobs():
+        await target.blob_put(where, Descriptor.from_json(blob.descriptor()), blob.data)
+    manifest = parse_manifest(image.manifest.data, algorithm="sha512")
+    await target.manifest_put(where, manifest)
+    found = await target.manifest_head(where)
+    assert found is not None
+    assert found.digest == manifest.digest
+    assert found.digest.algorithm == "sha512"
+    assert (await target.manifest_get(where.with_digest(manifest.digest))).raw == manifest.raw

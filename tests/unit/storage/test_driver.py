@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from dockyard.storage.driver.base import StorageDriver
+from dockyard.storage.driver.base import Locked, StorageDriver
 from dockyard.storage.driver.filesystem import FilesystemDriver
 
 
@@ -81,3 +84,96 @@ async def test_walk_lists_keys_with_mtimes(driver: StorageDriver) -> None:
 async def test_keys_cannot_escape_the_root(driver: StorageDriver, key: str) -> None:
     with pytest.raises(ValueError, match="invalid storage key"):
         await driver.size(key)
+
+
+async def _write(driver: StorageDriver, key: str, data: bytes) -> None:
+    appender = await driver.open_append(key)
+    await appender.write(data)
+    await appender.close()
+
+
+async def test_a_lock_has_one_holder_at_a_time(driver: StorageDriver) -> None:
+    await _write(driver, "s/data", b"x")
+    async with driver.lock("s/data", wait=1):
+        with pytest.raises(Locked):
+            async with driver.lock("s/data", wait=0.05):
+                pytest.fail("a second holder got the lock")
+    async with driver.lock("s/data", wait=0):  # released with the block
+        pass
+
+
+async def test_a_waiter_gets_the_lock_when_the_holder_lets_go(driver: StorageDriver) -> None:
+    await _write(driver, "s/data", b"x")
+    order: list[str] = []
+
+    async def second() -> None:
+        async with driver.lock("s/data", wait=5):
+            order.append("second")
+
+    async with driver.lock("s/data", wait=1):
+        waiter = asyncio.create_task(second())
+        await asyncio.sleep(0.05)
+        order.append("first")
+    await waiter
+    assert order == ["first", "second"]
+
+
+async def test_locking_a_missing_or_deleted_object_fails(driver: StorageDriver) -> None:
+    with pytest.raises(FileNotFoundError):
+        async with driver.lock("nothing/data", wait=0):
+            pass
+    await _write(driver, "s/data", b"x")
+
+    async def late() -> None:
+        async with driver.lock("s/data", wait=5):
+            pass
+
+    async with driver.lock("s/data", wait=1):
+        waiter = asyncio.create_task(late())
+        await asyncio.sleep(0.05)
+        await driver.delete("s")
+    with pytest.raises(FileNotFoundError):
+        await waiter
+
+
+def test_a_lock_excludes_another_process(tmp_path: Path) -> None:
+    driver = FilesystemDriver(tmp_path / "root")
+    asyncio.run(_write(driver, "s/data", b"x"))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time\n"
+            f"f = open({str(tmp_path / 'root' / 's' / 'data')!r})\n"
+            "fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "sys.stdin.read()\n",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+
+        async def try_lock() -> None:
+            async with driver.lock("s/data", wait=0.1):
+                pass
+
+        with pytest.raises(Locked):
+            asyncio.run(try_lock())
+    finally:
+        holder.communicate("", timeout=10)
+    asyncio.run(try_lock())  # the holder exited, and its lock with it
+
+
+async def test_move_renames_and_never_replaces(driver: StorageDriver) -> None:
+    await _write(driver, "a/data", b"bad")
+    await _write(driver, "b/data", b"other")
+    assert await driver.move("a/data", "q/one") is True
+    assert await driver.size("a/data") is None
+    assert await driver.read_all("q/one") == b"bad"
+    assert await driver.move("a/data", "q/two") is False
+    with pytest.raises(FileExistsError):
+        await driver.move("b/data", "q/one")

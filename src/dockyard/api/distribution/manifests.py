@@ -48,11 +48,19 @@ async def get_manifest(request: Request, name: str, reference: str) -> Response:
 
 
 async def put_manifest(request: Request, name: str, reference: str) -> Response:
+    """end-7: push by tag or digest; `?tag=a&tag=b` (end-7b) tags it too, and `OCI-Tag` says
+    which tags the push applied."""
     subject, _ = await authorize(request, name, Action.PUSH)
     raw = await small_body(request, MAX_MANIFEST_SIZE)
     content_type = request.headers.get("content-type")
+    tag_parameters = request.query_params.getlist("tag")
     pushed = await registry(request).manifests.put(
-        name, reference, raw, content_type, pusher=subject.name or subject.org
+        name,
+        reference,
+        raw,
+        content_type,
+        pusher=subject.name or subject.org,
+        tags=tag_parameters,
     )
     digest = str(pushed.manifest.digest)
     headers = {
@@ -61,6 +69,8 @@ async def put_manifest(request: Request, name: str, reference: str) -> Response:
         "Docker-Content-Digest": digest,
         "Content-Length": "0",
     }
+    if tag_parameters:
+        headers["OCI-Tag"] = ", ".join(pushed.tags)
     if pushed.manifest.subject is not None:
         headers["OCI-Subject"] = str(pushed.manifest.subject.digest)
     return Response(b"", 201, headers)

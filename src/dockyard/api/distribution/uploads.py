@@ -70,7 +70,7 @@ async def start_upload(request: Request, name: str) -> Response:
             return _created(name, digest)
         # not mountable by this caller: fall back to an ordinary upload session
     digest_text = params.get("digest")
-    upload_id = await reg.uploads.start(repository)
+    upload_id = await reg.uploads.start(repository, subject.name)
     if digest_text is None or mount is not None:
         return _session(name, upload_id, 0, 202)
     digest = Digest.parse(digest_text)

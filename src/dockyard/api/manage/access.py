@@ -2,8 +2,10 @@
 
 The credentials are those of /v2, read by `api/authn.py`: HTTP Basic with a password or an
 access token, or a Bearer token from /token (it names the subject; the repositories it grants
-matter only to /v2). Decisions compose `auth/policy.py`'s `may_manage`; repository access goes
-through `Repositories.authorize`.
+matter only to /v2). Decisions compose `auth/policy.py`'s `may_manage` (repositories, mirrors,
+webhooks: an access token of scope delete may) and `may_administer` (members, roles, tokens,
+users, passwords: only a person signed in with a password may); repository access goes through
+`Repositories.authorize`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from fastapi import Depends, Request
 
 from dockyard.api.authn import caller
 from dockyard.api.state import EdgeState
-from dockyard.auth.policy import Subject, may_manage
+from dockyard.auth.policy import Subject, may_administer, may_manage, signed_in_with_password
 from dockyard.oci.errors import Denied, Unauthorized
 
 
@@ -55,9 +57,17 @@ def is_site_admin(subject: Subject) -> bool:
     return may_manage(subject, None)
 
 
-def signed_in_with_password(subject: Subject) -> bool:
-    """Not with an access token: tokens may not mint or widen other tokens."""
-    return subject.token_id is None and subject.scope is None and subject.org is None
+TOKENS_CANNOT = (
+    "access tokens cannot {}: sign in with a password (HTTP Basic with the user's password, "
+    "or a Bearer token from /token earned with it)"
+)
+
+
+def check_administers(subject: Subject, namespace: str | None, who: str, what: str) -> None:
+    """Refuse with 403 unless `may_administer(subject, namespace)`; the message says whether the
+    access token was the reason, or who may `what`."""
+    check(signed_in_with_password(subject), TOKENS_CANNOT.format(what))
+    check(may_administer(subject, namespace), f"only {who} may {what}")
 
 
 def check(allowed: bool, refusal: str) -> None:

@@ -44,6 +44,23 @@ class CatalogEntryCreate(BaseModel):
     )
 
 
+class CatalogEntryUpdate(BaseModel):
+    """The fields to change; a field left out is kept, null removes an optional one (a null
+    username removes the password with it). The name and kind cannot change."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: Annotated[str, Field(max_length=2000)] | None = None
+    source: Source | None = None
+    source_tls: Tls | None = None
+    username: Label | None = None
+    password: Secret | None = None
+    attestation_source: Source | None = None
+    attestation_tls: Tls | None = None
+    attestation_username: Label | None = None
+    attestation_password: Secret | None = None
+    eol_pattern: Annotated[str, Field(max_length=512)] | None = None
+
+
 class CatalogEntry(BaseModel):
     name: str
     kind: str
@@ -144,6 +161,17 @@ async def add_catalog_entry(
 async def get_catalog_entry(name: EntryName, subject: SignedIn, edge: Edge) -> CatalogEntryDetail:
     """An entry, its tags by variant, and where it is mirrored ("View in repository")."""
     return await _detail(edge, subject, await edge.hub.catalog.get(name))
+
+
+@router.patch("/{name}", responses=errors(400, 401, 403, 404))
+async def edit_catalog_entry(
+    name: EntryName, body: CatalogEntryUpdate, subject: SignedIn, edge: Edge
+) -> CatalogEntryDetail:
+    """Change an entry's source, TLS, credentials, attestations, description or end-of-life
+    pattern (site admins); mirrors use the change from their next sync."""
+    changes = body.model_dump(exclude_unset=True)
+    row = await edge.hub.catalog.edit(subject, name, **changes)
+    return await _detail(edge, subject, row)
 
 
 @router.post("/{name}/refresh", responses=errors(401, 403, 404, 502))

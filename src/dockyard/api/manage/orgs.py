@@ -7,10 +7,10 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from dockyard.api.manage.access import Edge, SignedIn, check, may_see
+from dockyard.api.manage.access import Edge, SignedIn, check, check_administers, may_see
 from dockyard.api.manage.pagination import Page, Paging, page_of
 from dockyard.api.manage.schema import AccountName, AccountPath, errors, timestamp
-from dockyard.auth.policy import Role, Subject, may_manage
+from dockyard.auth.policy import Role, Subject, signed_in_with_password
 from dockyard.metadata.accounts import OrgInfo
 
 router = APIRouter(prefix="/orgs", tags=["organizations"], responses=errors(401, 422))
@@ -50,7 +50,7 @@ def _members_only(subject: Subject, org: str) -> None:
 
 
 def _owners_only(subject: Subject, org: str, what: str) -> None:
-    check(may_manage(subject, org), f"only owners of {org!r} and site admins may {what}")
+    check_administers(subject, org, f"owners of {org!r} and site admins", f"{what} of {org!r}")
 
 
 @router.get("", responses=errors(404))
@@ -71,12 +71,8 @@ async def list_orgs(
 
 @router.post("", status_code=201, responses=errors(403, 409))
 async def create_org(body: OrgCreate, subject: SignedIn, edge: Edge) -> Org:
-    """Create an organization; the caller becomes its first owner."""
-    check(
-        subject.user_id is not None and may_manage(subject, subject.name),
-        "only users signed in with a password (or an access token of scope delete) may "
-        "create organizations",
-    )
+    """Create an organization; the caller, signed in with a password, becomes its first owner."""
+    check_administers(subject, subject.name, "users", "create organizations")
     assert subject.name is not None
     await edge.accounts.create_org(body.name, subject.name)
     info = await edge.accounts.org(body.name)
@@ -110,8 +106,9 @@ async def list_members(
 async def set_member(
     org: AccountPath, user: AccountPath, body: MemberSet, subject: SignedIn, edge: Edge
 ) -> Member:
-    """Add a user to an organization or change their role (owners and site admins)."""
-    _owners_only(subject, org, "change its members")
+    """Add a user to an organization or change their role (owners and site admins, signed in
+    with a password: never an access token)."""
+    _owners_only(subject, org, "change the members")
     await edge.accounts.set_role(org, user, body.role)
     return Member(user=user, role=body.role)
 
@@ -125,9 +122,10 @@ async def set_member(
 async def remove_member(
     org: AccountPath, user: AccountPath, subject: SignedIn, edge: Edge
 ) -> Response:
-    """Take a user out of an organization (owners and site admins; members may leave)."""
-    leaving = subject.user_id is not None and subject.name == user and may_manage(subject, user)
+    """Take a user out of an organization (owners and site admins; members may leave), signed
+    in with a password."""
+    leaving = subject.name == user and signed_in_with_password(subject)
     if not leaving:
-        _owners_only(subject, org, "remove its members")
+        _owners_only(subject, org, "remove members")
     await edge.accounts.remove_member(org, user)
     return Response(status_code=204)

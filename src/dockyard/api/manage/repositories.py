@@ -49,6 +49,8 @@ RepositoryName = Annotated[
 ]
 """The parameter type of a `REPOSITORY` path parameter."""
 
+SparseIndexes = Literal["on", "off", "site"]
+
 router = APIRouter(prefix="/repositories", tags=["repositories"], responses=errors(401, 422))
 
 
@@ -57,6 +59,11 @@ class Repository(BaseModel):
     namespace: str | None
     visibility: Literal["public", "private"]
     immutable_tags: bool
+    sparse_indexes: SparseIndexes = Field(
+        description="on: an index may name manifests the repository lacks (as a "
+        "platform-subset copy keeps an index's digest); off: every entry must exist; site: "
+        "the site's index_platforms decides"
+    )
     els: bool | None = Field(
         description="mirrored repositories: whether end-of-life tags are mirrored; else null"
     )
@@ -66,9 +73,13 @@ class RepositoryPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     visibility: Literal["public", "private"] | None = None
     immutable_tags: bool | None = None
+    sparse_indexes: SparseIndexes | None = None
     els: bool | None = Field(
         None, description="mirrored repositories: off stops only the end-of-life tags"
     )
+
+
+_SPARSE_NAMES: dict[bool | None, SparseIndexes] = {True: "on", False: "off", None: "site"}
 
 
 def _repository(row: RepositoryRow, els: dict[int, bool]) -> Repository:
@@ -78,6 +89,7 @@ def _repository(row: RepositoryRow, els: dict[int, bool]) -> Repository:
         namespace=namespace_of(row.name),
         visibility=visibility,
         immutable_tags=row.immutable_tags,
+        sparse_indexes=_SPARSE_NAMES[row.sparse_indexes],
         els=els.get(row.id),
     )
 
@@ -122,14 +134,14 @@ async def get_repository(name: RepositoryName, subject: Caller, edge: Edge) -> R
 async def update_repository(
     name: RepositoryName, body: RepositoryPatch, subject: SignedIn, edge: Edge
 ) -> Repository:
-    """Change visibility, immutable tags or, for a mirrored repository, ELS (owners of its
-    namespace and site admins)."""
+    """Change visibility, immutable tags, sparse indexes or, for a mirrored repository, ELS
+    (owners of its namespace and site admins)."""
     if body.els is not None:  # refused before anything changes
         current = await edge.registry.repositories.require(subject, name, Action.PULL)
         if current.id not in await edge.hub.mirrors.els_of([current.id]):
             raise Conflict(f"{name!r} is not mirrored: ELS applies to mirrored repositories")
     row = await edge.registry.repositories.configure(
-        subject, name, body.visibility, body.immutable_tags
+        subject, name, body.visibility, body.immutable_tags, body.sparse_indexes
     )
     if body.els is not None:
         await edge.hub.mirrors.set_repository_els(subject, row.id, body.els)

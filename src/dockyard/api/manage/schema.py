@@ -10,6 +10,8 @@ from typing import Annotated, Any
 from fastapi import Path
 from pydantic import AfterValidator, BaseModel, Field
 
+from dockyard.auth.passwords import MAX_LENGTH, MIN_LENGTH
+
 ACCOUNT_NAME_PATTERN = r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$"
 INT32_MAX = 2**31 - 1
 
@@ -77,7 +79,15 @@ AccountName = Annotated[
 AccountPath = Annotated[str, Path(max_length=255, pattern=ACCOUNT_NAME_PATTERN)]
 """A path parameter naming a user or an organization."""
 Label = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_storable)]
-Password = Annotated[str, Field(min_length=8, max_length=256), AfterValidator(_storable)]
+Password = Annotated[
+    str,
+    Field(
+        min_length=MIN_LENGTH,
+        max_length=MAX_LENGTH,
+        description=f"at least {MIN_LENGTH} characters, and not a common password",
+    ),
+    AfterValidator(_storable),
+]
 
 
 def timestamp(seconds: float) -> datetime:

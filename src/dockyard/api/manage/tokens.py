@@ -1,7 +1,8 @@
 """/users/{name}/tokens and /orgs/{org}/tokens: personal and organization access tokens.
 
 A token's secret is in the answer that creates it and nowhere else, ever. Only a caller signed
-in with a password creates tokens, so no token mints another that outlives or outranks it.
+in with a password lists, creates and revokes tokens (`may_administer`), so no token mints
+another that outlives or outranks it, or revokes its siblings.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from dockyard.api.manage.access import Edge, SignedIn, check, signed_in_with_password
+from dockyard.api.manage.access import Edge, SignedIn, check, check_administers
 from dockyard.api.manage.pagination import Page, Paging, page_of
 from dockyard.api.manage.schema import (
     INT32_MAX,
@@ -22,13 +23,13 @@ from dockyard.api.manage.schema import (
     optional_timestamp,
     timestamp,
 )
-from dockyard.auth.policy import Scope, Subject, may_manage
+from dockyard.auth.policy import Scope
 from dockyard.metadata.accounts import TokenInfo
 
 router = APIRouter(tags=["tokens"], responses=errors(401, 422))
 
 TokenId = Annotated[int, Path(ge=1, le=INT32_MAX)]
-_MINT = "only {} signed in with a password (not with an access token) may create its tokens"
+_OWNERS = "owners of {!r} and site admins"
 
 
 class Token(BaseModel):
@@ -67,10 +68,6 @@ def _token(info: TokenInfo) -> Token:
 # personal access tokens ---------------------------------------------------------------------
 
 
-def _is_user(subject: Subject, name: str) -> bool:
-    return subject.user_id is not None and subject.name == name
-
-
 @router.get("/users/{name}/tokens", responses=errors(403, 404))
 async def list_user_tokens(
     name: AccountPath,
@@ -81,10 +78,7 @@ async def list_user_tokens(
     paging: Paging,
 ) -> Page[Token]:
     """A user's personal access tokens, without their secrets (that user and site admins)."""
-    check(
-        _is_user(subject, name) or subject.is_admin,
-        f"only {name!r} and site admins may see its tokens",
-    )
+    check_administers(subject, name, f"{name!r} and site admins", f"list the tokens of {name!r}")
     found = await edge.accounts.tokens(paging.after_id(), paging.limit + 1, user=name)
     return page_of(request, response, paging, [_token(t) for t in found], lambda t: t.id)
 
@@ -94,7 +88,8 @@ async def create_user_token(
     name: AccountPath, body: TokenCreate, subject: SignedIn, edge: Edge
 ) -> TokenCreated:
     """Create a personal access token; the answer holds its secret, shown this once."""
-    check(_is_user(subject, name) and signed_in_with_password(subject), _MINT.format(repr(name)))
+    check_administers(subject, name, repr(name), f"create tokens for {name!r}")
+    check(subject.name == name, f"only {name!r} may create its tokens; site admins may not")
     info, secret = await edge.accounts.issue_token(
         body.name, body.scope, user=name, expires_in=body.expires_in_seconds
     )
@@ -111,11 +106,7 @@ async def revoke_user_token(
     name: AccountPath, token_id: TokenId, subject: SignedIn, edge: Edge
 ) -> Response:
     """Revoke a personal access token (that user and site admins)."""
-    check(
-        may_manage(subject, name) and subject.org is None,
-        f"only {name!r} (with a password, or a token of scope delete) and site admins may "
-        "revoke its tokens",
-    )
+    check_administers(subject, name, f"{name!r} and site admins", f"revoke tokens of {name!r}")
     await edge.accounts.revoke_token(token_id, user=name)
     return Response(status_code=204)
 
@@ -133,7 +124,7 @@ async def list_org_tokens(
     paging: Paging,
 ) -> Page[Token]:
     """An organization's access tokens, without their secrets (owners and site admins)."""
-    check(may_manage(subject, org), f"only owners of {org!r} and site admins may see its tokens")
+    check_administers(subject, org, _OWNERS.format(org), f"list the tokens of {org!r}")
     found = await edge.accounts.tokens(paging.after_id(), paging.limit + 1, org=org)
     return page_of(request, response, paging, [_token(t) for t in found], lambda t: t.id)
 
@@ -143,10 +134,7 @@ async def create_org_token(
     org: AccountPath, body: TokenCreate, subject: SignedIn, edge: Edge
 ) -> TokenCreated:
     """Create an organization access token; the answer holds its secret, shown this once."""
-    check(
-        may_manage(subject, org) and signed_in_with_password(subject),
-        _MINT.format(f"owners of {org!r} and site admins"),
-    )
+    check_administers(subject, org, _OWNERS.format(org), f"create tokens for {org!r}")
     info, secret = await edge.accounts.issue_token(
         body.name, body.scope, org=org, expires_in=body.expires_in_seconds
     )
@@ -163,6 +151,6 @@ async def revoke_org_token(
     org: AccountPath, token_id: TokenId, subject: SignedIn, edge: Edge
 ) -> Response:
     """Revoke an organization access token (owners and site admins)."""
-    check(may_manage(subject, org), f"only owners of {org!r} and site admins may revoke its tokens")
+    check_administers(subject, org, _OWNERS.format(org), f"revoke tokens of {org!r}")
     await edge.accounts.revoke_token(token_id, org=org)
     return Response(status_code=204)

@@ -29,7 +29,10 @@ class WebhookCreate(BaseModel):
     name: Label
     url: Url
     secret: WebhookSecret | None = Field(
-        None, description="signs each delivery: X-Dockyard-Signature-256 (HMAC-SHA256)"
+        None,
+        description="signs each delivery: webhook-signature (Standard Webhooks; a whsec_ "
+        "secret is its base64 key, any other its UTF-8 text) and X-Dockyard-Signature-256 "
+        "(HMAC-SHA256 of the body with the secret's text)",
     )
     active: bool = True
 
@@ -53,7 +56,7 @@ class Webhook(BaseModel):
 
 class Delivery(BaseModel):
     id: int
-    event_id: str = Field(description="the X-Dockyard-Delivery header sent")
+    event_id: str = Field(description="the X-Dockyard-Delivery and webhook-id headers sent")
     status: str = Field(description="pending, delivered or failed")
     attempts: int
     response_status: int | None

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol
+
+
+class Locked(Exception):
+    """Another holder kept an object's lock for longer than the caller would wait."""
 
 
 class Hasher(Protocol):
@@ -44,6 +49,16 @@ class StorageDriver(Protocol):
 
     async def open_append(self, key: str, create: bool = True) -> Appender:
         """Open `key` for appending, creating it empty if missing (else `FileNotFoundError`)."""
+
+    def lock(self, key: str, wait: float) -> AbstractAsyncContextManager[None]:
+        """Hold `key` exclusively against every process and node that shares this storage.
+
+        Waits up to `wait` seconds for another holder, then raises `Locked`; raises
+        `FileNotFoundError` when `key` does not exist (or is deleted while waiting).
+        """
+
+    async def move(self, src: str, dst: str) -> bool:
+        """Move an object to another key (replacing nothing); False when `src` is gone."""
 
     async def place(self, src: str, dst: str) -> bool:
         """Durably give `dst` the bytes of `src`, which stays; False when `dst` already exists."""

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from dockyard.storage.driver.base import Hasher
+from dockyard.storage.driver.base import Hasher, Locked
 
 READ_CHUNK = 1024 * 1024
 
@@ -100,6 +103,46 @@ class FilesystemDriver:
 
         return await asyncio.to_thread(_open)
 
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str, wait: float) -> AsyncIterator[None]:
+        """An exclusive `flock` on the file itself, held while the block runs.
+
+        flock belongs to the open file, so it excludes other processes and other opens in this
+        one alike; it goes with the descriptor, so a killed holder never leaves it behind.
+        """
+        path = self._path(key)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            deadline = time.monotonic() + wait
+            delay = 0.002
+            while not _try_flock(fd):
+                if time.monotonic() >= deadline:
+                    raise Locked(key)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.05)
+            # deleted (or replaced) while we waited: what we hold is no longer `key`
+            if not os.path.samestat(os.fstat(fd), os.stat(path)):
+                raise FileNotFoundError(path)
+            yield
+        finally:
+            os.close(fd)
+
+    async def move(self, src: str, dst: str) -> bool:
+        return await asyncio.to_thread(self._move, self._path(src), self._path(dst))
+
+    @staticmethod
+    def _move(src: Path, dst: Path) -> bool:
+        if dst.exists():
+            raise FileExistsError(dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(src, dst)
+        except FileNotFoundError:
+            return False
+        _fsync_dir(dst.parent)
+        _fsync_dir(src.parent)
+        return True
+
     async def place(self, src: str, dst: str) -> bool:
         return await asyncio.to_thread(self._place, self._path(src), self._path(dst))
 
@@ -152,6 +195,14 @@ class FilesystemDriver:
                     continue
                 found.append((full.relative_to(self.root).as_posix(), mtime))
         return found
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def _fsync_dir(path: Path) -> None:
