@@ -19,14 +19,23 @@ log = logging.getLogger("dockyard.api")
 API_VERSION_HEADER = {"Docker-Distribution-API-Version": "registry/2.0"}
 
 
+def envelope(exc: OciError, *more: OciError) -> tuple[dict[str, str], bytes]:
+    """The headers and JSON body every error is answered with, on any listener.
+
+    `{"errors":[{"code","message","detail"}]}` of `exc` and `more`, with the API version header
+    and `exc`'s own headers; the status is `exc.status`, and a HEAD answer leaves out the body.
+    """
+    headers = {**API_VERSION_HEADER, **exc.headers, "Content-Type": "application/json"}
+    return headers, orjson.dumps({"errors": [err.to_json() for err in (exc, *more)]})
+
+
 def error_response(request: Request, exc: OciError, *more: OciError) -> Response:
     """`{"errors":[{"code","message","detail"}]}` with the (first) error's status and headers."""
-    headers = dict(API_VERSION_HEADER)
-    headers.update(exc.headers)
+    headers, body = envelope(exc, *more)
     if exc.status == 401:
         headers["WWW-Authenticate"] = challenge(request)
-    entries = [err.to_json() for err in (exc, *more)]
-    body = b"" if request.method == "HEAD" else orjson.dumps({"errors": entries})
+    if request.method == "HEAD":
+        body = b""
     response = Response(body, exc.status, headers, media_type="application/json")
     if request.method == "HEAD":
         response.headers["Content-Length"] = "0"
