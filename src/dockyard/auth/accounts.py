@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.auth import secrets
 from dockyard.auth.policy import Role, Scope, Subject
+from dockyard.auth.throttle import LoginThrottle
 from dockyard.metadata import accounts as rows
 from dockyard.metadata.db import Database
 from dockyard.metadata.tables import tokens
@@ -49,14 +50,27 @@ class Accounts:
 
     Verified Basic credentials are cached for `cache_ttl` seconds under a hash of the pair, so a
     client sending Basic credentials on every request pays for argon2 once, not per request.
+    Credentials that must be checked first pass `throttle` (failed sign-ins, per address and
+    account), when given one.
     """
 
-    def __init__(self, db: Database, generation: Generation, cache_ttl: float = 60.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        generation: Generation,
+        cache_ttl: float = 60.0,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
         self.db = db
         self.cache_ttl = cache_ttl
+        self.throttle = throttle
+        self._dummy_hash: str | None = None  # what an unknown user's password is checked against
         # account changes made by any worker of this host void every worker's cache at once
         self.generation = generation
         self._cache: dict[str, _Cached] = {}
+        # credentials found wrong → (expiry, stamp): a client retrying a stale password is
+        # refused without argon2, and its retries are not counted as new guesses
+        self._refused: dict[str, tuple[float, int]] = {}
         self._inflight: dict[str, asyncio.Future[tuple[Subject | None, int]]] = {}
         # argon2 takes ~64 MiB and ~0.1 s a check: two at a time, away from the I/O threads
         self._argon2 = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
@@ -85,6 +99,7 @@ class Accounts:
                     f"the name {name!r} is already taken by a user or organization"
                 )
             await rows.create_user(conn, name, hashed, is_admin)
+        self._changed()  # credentials refused while the name was unknown may be right now
 
     async def password_stamp(self, name: str) -> str | None:
         """A short digest of `name`'s password hash: it changes whenever the password does, so
@@ -223,29 +238,69 @@ class Accounts:
                 raise AccountNotFound(f"{user_name!r} is not a member of {org!r}")
         self._changed()
 
-    async def authenticate(self, username: str, secret: str) -> Subject | None:
-        """The subject for Basic credentials (a password or an access token), None if wrong."""
+    async def authenticate(
+        self, username: str, secret: str, address: str | None = None
+    ) -> Subject | None:
+        """The subject for Basic credentials (a password or an access token), None if wrong.
+
+        Credentials sent from `address` that are not cached pass the throttle first, which
+        raises `LoginThrottled` after too many failures. Credentials found wrong are
+        remembered as such for the cache's TTL (until an account changes): the same wrong
+        pair again is one guess, not another.
+        """
         key = hashlib.sha256(f"{username}\0{secret}".encode()).hexdigest()
         now = time.monotonic()
         cached = self._cached(key, now)
         if cached is not None:
             return cached
-        # concurrent requests with the same credentials share one check
+        if self._was_refused(key, now):
+            return None
+        # concurrent requests with the same credentials share one check (and one guess)
         pending = self._inflight.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._stamped(self._check(username, secret)))
+            if self.throttle is not None and address is not None:
+                self.throttle.admit(username, address, time.time())  # or LoginThrottled
+                check = self._throttled(self._check(username, secret), username, address)
+            else:
+                check = self._check(username, secret)
+            pending = asyncio.ensure_future(self._stamped(check))
             self._inflight[key] = pending
             pending.add_done_callback(lambda _: self._inflight.pop(key, None))
         subject, stamp = await asyncio.shield(pending)
         if subject is not None:
             self._remember(key, subject, now, stamp)
+        elif self.cache_ttl > 0:
+            self._refused.pop(key, None)
+            self._refused[key] = (now + self.cache_ttl, stamp)
+            if len(self._refused) > 10_000:  # forget the oldest (dicts keep insertion order)
+                del self._refused[next(iter(self._refused))]
         return subject
+
+    def _was_refused(self, key: str, now: float) -> bool:
+        entry = self._refused.get(key)
+        if entry is None:
+            return False
+        if entry[0] <= now or entry[1] != self.generation.current():
+            del self._refused[key]
+            return False
+        return True
 
     async def _stamped(
         self, check: Coroutine[Any, Any, Subject | None]
     ) -> tuple[Subject | None, int]:
         stamp = self.generation.current()
         return await check, stamp
+
+    async def _throttled(
+        self, check: Coroutine[Any, Any, Subject | None], username: str, address: str
+    ) -> Subject | None:
+        """Run `check` in `address`'s turn; a success gives the throttle's tokens back."""
+        assert self.throttle is not None
+        async with self.throttle.turn(address):
+            subject = await check
+        if subject is not None:
+            self.throttle.succeeded(username, address, time.time())
+        return subject
 
     async def _check(self, username: str, secret: str) -> Subject | None:
         if secrets.is_token(secret):
@@ -288,6 +343,7 @@ class Accounts:
     def _changed(self) -> None:
         """After a committed account change: void this host's cached subjects."""
         self._cache.clear()
+        self._refused.clear()
         self.generation.bump()
 
     def _cached(self, key: str, now: float) -> Subject | None:
@@ -312,12 +368,18 @@ class Accounts:
     async def _by_password(self, username: str, password: str) -> Subject | None:
         async with self.db.read() as conn:
             user = await rows.user_by_name(conn, username)
-        if user is None or not await secrets.verify_password(
-            user.password_hash, password, self._argon2
-        ):
+        # an unknown user costs an argon2 check too, or the time taken would tell which exist
+        hashed = user.password_hash if user is not None else await self._unknown_user_hash()
+        if not await secrets.verify_password(hashed, password, self._argon2) or user is None:
             return None
         async with self.db.read() as conn:
             return await _user_subject(conn, user, None, None)
+
+    async def _unknown_user_hash(self) -> str:
+        """A hash of a password nobody knows, made with the parameters of every new hash."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await self._hash(secrets.new_password())
+        return self._dummy_hash
 
     async def _by_token(self, username: str, secret: str) -> Subject | None:
         async with self.db.write() as conn:
