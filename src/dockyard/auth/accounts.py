@@ -243,11 +243,14 @@ class Accounts:
     ) -> Subject | None:
         """The subject for Basic credentials (a password or an access token), None if wrong.
 
-        Credentials sent from `address` that are not cached pass the throttle first, which
-        raises `LoginThrottled` after too many failures. Credentials found wrong are
+        Credentials sent from `address` pass the throttle first, which raises
+        `LoginThrottled` after too many failures (cached ones included); those not cached
+        take a token from it. Credentials found wrong are
         remembered as such for the cache's TTL (until an account changes): the same wrong
         pair again is one guess, not another.
         """
+        if self.throttle is not None and address is not None:
+            self.throttle.check(username, address, time.time())  # or LoginThrottled
         key = hashlib.sha256(f"{username}\0{secret}".encode()).hexdigest()
         now = time.monotonic()
         cached = self._cached(key, now)

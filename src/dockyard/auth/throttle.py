@@ -5,7 +5,9 @@ the client address's (one attacker trying many accounts), the pair of account an
 (strict: one attacker guessing one account), and the account's (loose: many addresses
 guessing one account). A success gives its tokens back. An attempt that finds a bucket empty
 is refused with `429` and `Retry-After` *before* argon2 runs, so refused guesses cost
-microseconds, not the argon2 threads everyone's sign-in waits for.
+microseconds, not the argon2 threads everyone's sign-in waits for. Credentials verified
+before (and cached) are refused too while their bucket is empty, or the answer would tell a
+throttled guesser which guess was right.
 
 So that an attacker elsewhere cannot lock the real user out, an address the account signed in
 from recently is let past the address and account buckets: only its own pair bucket counts.
@@ -77,8 +79,18 @@ class LoginThrottle:
         ]
         return [(key, lim, what, skip) for key, lim, what, skip in buckets if lim is not None]
 
+    def check(self, username: str, address: str, now: float) -> None:
+        """Raise `LoginThrottled` if an attempt now would be refused; take nothing.
+
+        For credentials already verified and cached: were they let through while their
+        address is refused, a throttled guesser would learn which guess was right."""
+        self._admit(username, address, now, take=False)
+
     def admit(self, username: str, address: str, now: float) -> None:
         """Take a token from each bucket of this attempt, or raise `LoginThrottled`."""
+        self._admit(username, address, now, take=True)
+
+    def _admit(self, username: str, address: str, now: float, take: bool) -> None:
         buckets = self._buckets(username, address)
         if not buckets:
             return
@@ -91,8 +103,9 @@ class LoginThrottle:
                     raise LoginThrottled(
                         f"too many failed sign-ins {what}; retry in {wait} s", wait
                     )
-            for (key, _, _, _), tokens in zip(buckets, levels, strict=True):
-                slots.put(key, now, max(0.0, tokens - 1.0))
+            if take:
+                for (key, _, _, _), tokens in zip(buckets, levels, strict=True):
+                    slots.put(key, now, max(0.0, tokens - 1.0))
 
     def succeeded(self, username: str, address: str, now: float) -> None:
         """Give back this attempt's tokens (the pair's bucket fills up again) and remember

@@ -117,5 +117,7 @@ async def test_the_same_wrong_pair_again_is_one_guess_and_new_ones_are_throttled
         with pytest.raises(LoginThrottled):
             await accounts.authenticate("alice", "guess3", "10.0.0.1")
         assert await accounts.authenticate("alice", "correct horse", "10.0.0.2") is not None
+        with pytest.raises(LoginThrottled):  # cached now, but no oracle for a throttled guesser
+            await accounts.authenticate("alice", "correct horse", "10.0.0.1")
     finally:
         await db.close()
