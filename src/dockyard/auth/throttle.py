@@ -65,6 +65,7 @@ class LoginThrottle:
         def limit(count: int | None) -> Limit | None:
             return None if not count else Limit.per_window(count, limits.window)
 
+        self._window = limits.window
         self._address = limit(limits.per_address)
         self._pair = limit(limits.per_account_address)
         self._account = limit(limits.per_account)
@@ -91,14 +92,17 @@ class LoginThrottle:
         self._admit(username, address, now, take=True)
 
     def _admit(self, username: str, address: str, now: float, take: bool) -> None:
+        if not take and now - self.failures.unlocked().note >= self._window:
+            return  # no bucket was emptied for a window: all have refilled (the common case)
         buckets = self._buckets(username, address)
         if not buckets:
             return
-        known = self.is_known(username, address, now)
-        with self.failures.locked() as slots:
+        lock = self.failures.locked() if take else contextlib.nullcontext(self.failures.unlocked())
+        with lock as slots:
             levels = [lim.level(slots.get(key), now) for key, lim, _, _ in buckets]
             for (_, lim, what, skip), tokens in zip(buckets, levels, strict=True):
-                if tokens < 1.0 and not (skip and known):
+                # the known addresses are looked up only when it matters (rarely)
+                if tokens < 1.0 and not (skip and self.is_known(username, address, now)):
                     wait = lim.wait(tokens)
                     raise LoginThrottled(
                         f"too many failed sign-ins {what}; retry in {wait} s", wait
@@ -106,6 +110,8 @@ class LoginThrottle:
             if take:
                 for (key, _, _, _), tokens in zip(buckets, levels, strict=True):
                     slots.put(key, now, max(0.0, tokens - 1.0))
+                if min(levels) < 2.0:
+                    slots.note = now  # when a bucket was last emptied
 
     def succeeded(self, username: str, address: str, now: float) -> None:
         """Give back this attempt's tokens (the pair's bucket fills up again) and remember

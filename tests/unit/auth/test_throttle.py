@@ -121,3 +121,15 @@ async def test_the_same_wrong_pair_again_is_one_guess_and_new_ones_are_throttled
             await accounts.authenticate("alice", "correct horse", "10.0.0.1")
     finally:
         await db.close()
+
+
+def test_a_check_takes_nothing_and_refuses_what_an_attempt_would(
+    throttle: LoginThrottle,
+) -> None:
+    for _ in range(10):
+        throttle.check("alice", "10.0.0.1", NOW)
+    _fail(throttle, "alice", "10.0.0.1", 3)
+    with pytest.raises(LoginThrottled):
+        throttle.check("alice", "10.0.0.1", NOW + 1)
+    throttle.check("alice", "10.0.0.1", NOW + 20)  # refilled
+    throttle.check("alice", "10.0.0.1", NOW + 3600)  # long after anything was emptied
