@@ -68,9 +68,6 @@ class Accounts:
         # account changes made by any worker of this host void every worker's cache at once
         self.generation = generation
         self._cache: dict[str, _Cached] = {}
-        # credentials found wrong → (expiry, stamp): a client retrying a stale password is
-        # refused without argon2, and its retries are not counted as new guesses
-        self._refused: dict[str, tuple[float, int]] = {}
         self._inflight: dict[str, asyncio.Future[tuple[Subject | None, int]]] = {}
         # argon2 takes ~64 MiB and ~0.1 s a check: two at a time, away from the I/O threads
         self._argon2 = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
@@ -99,7 +96,6 @@ class Accounts:
                     f"the name {name!r} is already taken by a user or organization"
                 )
             await rows.create_user(conn, name, hashed, is_admin)
-        self._changed()  # credentials refused while the name was unknown may be right now
 
     async def password_stamp(self, name: str) -> str | None:
         """A short digest of `name`'s password hash: it changes whenever the password does, so
@@ -245,9 +241,7 @@ class Accounts:
 
         Credentials sent from `address` pass the throttle first, which raises
         `LoginThrottled` after too many failures (cached ones included); those not cached
-        take a token from it. Credentials found wrong are
-        remembered as such for the cache's TTL (until an account changes): the same wrong
-        pair again is one guess, not another.
+        take a token from it.
         """
         if self.throttle is not None and address is not None:
             self.throttle.check(username, address, time.time())  # or LoginThrottled
@@ -256,8 +250,6 @@ class Accounts:
         cached = self._cached(key, now)
         if cached is not None:
             return cached
-        if self._was_refused(key, now):
-            return None
         # concurrent requests with the same credentials share one check (and one guess)
         pending = self._inflight.get(key)
         if pending is None:
@@ -272,21 +264,7 @@ class Accounts:
         subject, stamp = await asyncio.shield(pending)
         if subject is not None:
             self._remember(key, subject, now, stamp)
-        elif self.cache_ttl > 0:
-            self._refused.pop(key, None)
-            self._refused[key] = (now + self.cache_ttl, stamp)
-            if len(self._refused) > 10_000:  # forget the oldest (dicts keep insertion order)
-                del self._refused[next(iter(self._refused))]
         return subject
-
-    def _was_refused(self, key: str, now: float) -> bool:
-        entry = self._refused.get(key)
-        if entry is None:
-            return False
-        if entry[0] <= now or entry[1] != self.generation.current():
-            del self._refused[key]
-            return False
-        return True
 
     async def _stamped(
         self, check: Coroutine[Any, Any, Subject | None]
@@ -346,7 +324,6 @@ class Accounts:
     def _changed(self) -> None:
         """After a committed account change: void this host's cached subjects."""
         self._cache.clear()
-        self._refused.clear()
         self.generation.bump()
 
     def _cached(self, key: str, now: float) -> Subject | None:
