@@ -243,8 +243,10 @@ class Accounts:
         `LoginThrottled` after too many failures (cached ones included); those not cached
         take a token from it.
         """
+        # an access token cannot be guessed: only its address is throttled
+        guessed = None if secrets.is_token(secret) else username
         if self.throttle is not None and address is not None:
-            self.throttle.check(username, address, time.time())  # or LoginThrottled
+            self.throttle.check(guessed, address, time.time())  # or LoginThrottled
         key = hashlib.sha256(f"{username}\0{secret}".encode()).hexdigest()
         now = time.monotonic()
         cached = self._cached(key, now)
@@ -254,8 +256,8 @@ class Accounts:
         pending = self._inflight.get(key)
         if pending is None:
             if self.throttle is not None and address is not None:
-                self.throttle.admit(username, address, time.time())  # or LoginThrottled
-                check = self._throttled(self._check(username, secret), username, address)
+                self.throttle.admit(guessed, address, time.time())  # or LoginThrottled
+                check = self._throttled(self._check(username, secret), guessed, address)
             else:
                 check = self._check(username, secret)
             pending = asyncio.ensure_future(self._stamped(check))
@@ -273,7 +275,7 @@ class Accounts:
         return await check, stamp
 
     async def _throttled(
-        self, check: Coroutine[Any, Any, Subject | None], username: str, address: str
+        self, check: Coroutine[Any, Any, Subject | None], username: str | None, address: str
     ) -> Subject | None:
         """Run `check` in `address`'s turn; a success gives the throttle's tokens back."""
         assert self.throttle is not None

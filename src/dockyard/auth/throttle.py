@@ -1,13 +1,14 @@
 """Failed sign-ins, throttled per client address, per account and address, and per account.
 
-Every password (or access token) that has to be checked costs a bucket token of three:
-the client address's (one attacker trying many accounts), the pair of account and address's
-(strict: one attacker guessing one account), and the account's (loose: many addresses
-guessing one account). A success gives its tokens back. An attempt that finds a bucket empty
-is refused with `429` and `Retry-After` *before* argon2 runs, so refused guesses cost
-microseconds, not the argon2 threads everyone's sign-in waits for. Credentials verified
-before (and cached) are refused too while their bucket is empty, or the answer would tell a
-throttled guesser which guess was right.
+Every password that has to be checked costs a bucket token of three: the client address's
+(one attacker trying many accounts), the pair of account and address's (strict: one attacker
+guessing one account), and the account's (loose: many addresses guessing one account). An
+access token (256 random bits) cannot be guessed: its failures count against the address
+alone, which bounds the database work a flood of them costs. A success gives its tokens
+back. An attempt that finds a bucket empty is refused with `429` and `Retry-After` *before*
+argon2 runs, so refused guesses cost microseconds, not the argon2 threads everyone's sign-in
+waits for. Credentials verified before (and cached) are refused too while their bucket is
+empty, or the answer would tell a throttled guesser which guess was right.
 
 So that an attacker elsewhere cannot lock the real user out, an address the account signed in
 from recently is let past the address and account buckets: only its own pair bucket counts.
@@ -71,27 +72,36 @@ class LoginThrottle:
         self._account = limit(limits.per_account)
         self._turns: dict[str, _Turn] = {}
 
-    def _buckets(self, username: str, address: str) -> list[tuple[str, Limit, str, bool]]:
-        """(key, limit, what it counts, whether a known address skips it) for each bucket."""
-        buckets = [
-            (f"p\0{username}\0{address}", self._pair, f"for {username!r} from {address}", False),
-            (f"a\0{address}", self._address, f"from {address}", True),
-            (f"u\0{username}", self._account, f"for {username!r}", True),
+    def _buckets(self, username: str | None, address: str) -> list[tuple[str, Limit, str, bool]]:
+        """(key, limit, what it counts, whether a known address skips it) for each bucket;
+        with no `username` (an access token, which cannot be guessed) the address's alone."""
+        buckets: list[tuple[str, Limit | None, str, bool]] = [
+            (f"a\0{address}", self._address, f"from {address}", True)
         ]
-        return [(key, lim, what, skip) for key, lim, what, skip in buckets if lim is not None]
+        if username is not None:
+            buckets += [
+                (
+                    f"p\0{username}\0{address}",
+                    self._pair,
+                    f"for {username!r} from {address}",
+                    False,
+                ),
+                (f"u\0{username}", self._account, f"for {username!r}", True),
+            ]
+        return [(k, lim, what, skip) for k, lim, what, skip in buckets if lim is not None]
 
-    def check(self, username: str, address: str, now: float) -> None:
+    def check(self, username: str | None, address: str, now: float) -> None:
         """Raise `LoginThrottled` if an attempt now would be refused; take nothing.
 
         For credentials already verified and cached: were they let through while their
         address is refused, a throttled guesser would learn which guess was right."""
         self._admit(username, address, now, take=False)
 
-    def admit(self, username: str, address: str, now: float) -> None:
+    def admit(self, username: str | None, address: str, now: float) -> None:
         """Take a token from each bucket of this attempt, or raise `LoginThrottled`."""
         self._admit(username, address, now, take=True)
 
-    def _admit(self, username: str, address: str, now: float, take: bool) -> None:
+    def _admit(self, username: str | None, address: str, now: float, take: bool) -> None:
         if not take and now - self.failures.unlocked().note >= self._window:
             return  # no bucket was emptied for a window: all have refilled (the common case)
         buckets = self._buckets(username, address)
@@ -113,7 +123,7 @@ class LoginThrottle:
                 if min(levels) < 2.0:
                     slots.note = now  # when a bucket was last emptied
 
-    def succeeded(self, username: str, address: str, now: float) -> None:
+    def succeeded(self, username: str | None, address: str, now: float) -> None:
         """Give back this attempt's tokens (the pair's bucket fills up again) and remember
         the address as one the account signs in from."""
         with self.failures.locked() as slots:
@@ -122,11 +132,14 @@ class LoginThrottle:
                     slots.drop(key)
                 else:
                     slots.put(key, now, min(lim.capacity, lim.level(slots.get(key), now) + 1.0))
-        with self.known.locked() as slots:
-            slots.put(f"{username}\0{address}", now, 1.0)
+        if username is not None:
+            with self.known.locked() as slots:
+                slots.put(f"{username}\0{address}", now, 1.0)
 
-    def is_known(self, username: str, address: str, now: float) -> bool:
+    def is_known(self, username: str | None, address: str, now: float) -> bool:
         """Whether `username` signed in from `address` in the last 30 days."""
+        if username is None:
+            return False
         with self.known.locked() as slots:
             entry = slots.get(f"{username}\0{address}")
         return entry is not None and now - entry[0] < KNOWN_ADDRESS_SECONDS

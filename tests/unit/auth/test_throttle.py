@@ -25,7 +25,7 @@ def throttle(tmp_path: Path) -> LoginThrottle:
     )
 
 
-def _fail(throttle: LoginThrottle, user: str, address: str, times: int) -> None:
+def _fail(throttle: LoginThrottle, user: str | None, address: str, times: int) -> None:
     for _ in range(times):
         throttle.admit(user, address, NOW)
 
@@ -131,3 +131,14 @@ def test_a_check_takes_nothing_and_refuses_what_an_attempt_would(
         throttle.check("alice", "10.0.0.1", NOW + 1)
     throttle.check("alice", "10.0.0.1", NOW + 20)  # refilled
     throttle.check("alice", "10.0.0.1", NOW + 3600)  # long after anything was emptied
+
+
+def test_wrong_access_tokens_count_against_the_address_alone(throttle: LoginThrottle) -> None:
+    for _ in range(5):  # no username: an access token, which cannot be guessed
+        throttle.admit(None, "10.0.0.1", NOW)
+    _fail(throttle, "alice", "10.0.0.1", 3)  # alice's pair bucket was still full
+    with pytest.raises(LoginThrottled, match="for 'alice' from"):
+        throttle.admit("alice", "10.0.0.1", NOW)
+    _fail(throttle, None, "10.0.0.1", 2)  # 5 + 3 + 2: the address's 10 are spent
+    with pytest.raises(LoginThrottled, match=r"^too many failed sign-ins from 10\.0\.0\.1"):
+        throttle.admit(None, "10.0.0.1", NOW)
