@@ -22,6 +22,7 @@ from dockyard.api.ratelimit import RateLimit
 from dockyard.api.state import EdgeState
 from dockyard.api.token import get_token, post_token
 from dockyard.auth.accounts import Accounts
+from dockyard.auth.throttle import LoginThrottle, ThrottleLimits
 from dockyard.auth.tokens import TokenIssuer, new_signing_key
 from dockyard.client.hosts import SessionFactory
 from dockyard.config import Settings
@@ -40,6 +41,7 @@ from dockyard.registry.gc import expire_uploads
 from dockyard.registry.indexes import IndexChecks
 from dockyard.registry.service import Registry
 from dockyard.storage.blobs import BlobStore
+from dockyard.storage.buckets import SharedTable
 from dockyard.storage.driver.filesystem import FilesystemDriver
 from dockyard.storage.generation import Generation
 from dockyard.storage.uploads import UploadStore
@@ -97,7 +99,17 @@ async def prepare(store: Store) -> None:
 
 
 def build_accounts(store: Store, settings: Settings) -> Accounts:
-    return Accounts(store.db, store.accounts_generation, settings.basic_cache_seconds)
+    run = settings.data / "run"  # tables shared by this host's workers
+    limits = ThrottleLimits(
+        settings.login_failures_per_address,
+        settings.login_failures_per_account_address,
+        settings.login_failures_per_account,
+        settings.login_failure_window_seconds,
+    )
+    throttle = LoginThrottle(
+        SharedTable(run / "login-failures"), SharedTable(run / "login-addresses"), limits
+    )
+    return Accounts(store.db, store.accounts_generation, settings.basic_cache_seconds, throttle)
 
 
 async def build_state(
@@ -252,7 +264,10 @@ def create_app(settings: Settings, session_factory: SessionFactory | None = None
     app.mount("/api/v1", create_manage_api(app.state))  # shares app.state.dockyard
     if settings.rate_limit_per_second > 0:
         app.add_middleware(
-            RateLimit, rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst
+            RateLimit,
+            rate=settings.rate_limit_per_second,
+            burst=settings.rate_limit_burst,
+            table=SharedTable(settings.data / "run" / "rate-limit", slots=1 << 17),
         )
     app.add_middleware(HostCheck)  # the outermost: nothing reads a Host it has not checked
     return app

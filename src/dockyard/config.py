@@ -144,6 +144,21 @@ class Settings(BaseModel):
         ge=1024,
         description="the largest request body /api/v1 reads (413 past it)",
     )
+    login_failures_per_address: int = Field(
+        30, ge=0, description="failed sign-ins from one client address per window; 0: no limit"
+    )
+    login_failures_per_account_address: int = Field(
+        5, ge=0, description="failed sign-ins to one account from one address per window; 0: none"
+    )
+    login_failures_per_account: int = Field(
+        100,
+        ge=0,
+        description="failed sign-ins to one account from all addresses per window (addresses "
+        "it signed in from lately are exempt); 0: no limit",
+    )
+    login_failure_window_seconds: float = Field(
+        300.0, gt=0, description="the failures above are allowed again over this time"
+    )
     log_level: str = "info"
     # --- the hub -------------------------------------------------------------------------------
     sync_interval_seconds: float = Field(

@@ -7,6 +7,7 @@ import binascii
 
 from starlette.requests import Request
 
+from dockyard.api.clients import client_address
 from dockyard.auth.policy import ANONYMOUS, Subject
 from dockyard.auth.tokens import Claims
 from dockyard.oci.errors import Unauthorized
@@ -16,7 +17,7 @@ async def caller(request: Request) -> tuple[Subject, Claims | None]:
     """The subject of the request, and the bearer token's claims when it came with one.
 
     Wrong credentials are refused at once rather than treated as anonymous, so a client with a
-    mistyped password hears about it.
+    mistyped password hears about it; after too many, with 429 before they are checked.
     """
     header = request.headers.get("authorization")
     if not header:
@@ -25,7 +26,9 @@ async def caller(request: Request) -> tuple[Subject, Claims | None]:
     state = request.app.state.dockyard
     if scheme.lower() == "basic":
         username, password = parse_basic(value)
-        subject = await state.accounts.authenticate(username, password)
+        subject = await state.accounts.authenticate(
+            username, password, client_address(request.scope)
+        )
         if subject is None:
             raise Unauthorized("invalid username, password or token")
         return subject, None

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from dockyard.api.authn import caller
 from dockyard.api.bodies import small_body
+from dockyard.api.clients import client_address
 from dockyard.auth.policy import Subject, allowed_actions
 from dockyard.auth.tokens import REFRESH_TTL, Grant, actions_of, parse_scope
 from dockyard.oci.errors import OciError, Unauthorized
@@ -46,7 +47,9 @@ async def post_token(request: Request) -> Response:
     subject: Subject | None
     if grant_type == "password":
         subject = await state.accounts.authenticate(
-            str(form.get("username", "")), str(form.get("password", ""))
+            str(form.get("username", "")),
+            str(form.get("password", "")),
+            client_address(request.scope),
         )
         if subject is None:
             raise Unauthorized("invalid username, password or token")

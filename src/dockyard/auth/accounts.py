@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dockyard.auth import secrets
 from dockyard.auth.passwords import weakness
 from dockyard.auth.policy import Role, Scope, Subject
+from dockyard.auth.throttle import LoginThrottle
 from dockyard.metadata import accounts as rows
 from dockyard.metadata.db import Database
 from dockyard.metadata.tables import tokens
@@ -58,11 +59,21 @@ class Accounts:
 
     Verified Basic credentials are cached for `cache_ttl` seconds under a hash of the pair, so a
     client sending Basic credentials on every request pays for argon2 once, not per request.
+    Credentials that must be checked first pass `throttle` (failed sign-ins, per address and
+    account), when given one.
     """
 
-    def __init__(self, db: Database, generation: Generation, cache_ttl: float = 60.0) -> None:
+    def __init__(
+        self,
+        db: Database,
+        generation: Generation,
+        cache_ttl: float = 60.0,
+        throttle: LoginThrottle | None = None,
+    ) -> None:
         self.db = db
         self.cache_ttl = cache_ttl
+        self.throttle = throttle
+        self._dummy_hash: str | None = None  # what an unknown user's password is checked against
         # account changes made by any worker of this host void every worker's cache at once
         self.generation = generation
         self._cache: dict[str, _Cached] = {}
@@ -250,17 +261,33 @@ class Accounts:
                 raise AccountNotFound(f"{user_name!r} is not a member of {org!r}")
         self._changed()
 
-    async def authenticate(self, username: str, secret: str) -> Subject | None:
-        """The subject for Basic credentials (a password or an access token), None if wrong."""
+    async def authenticate(
+        self, username: str, secret: str, address: str | None = None
+    ) -> Subject | None:
+        """The subject for Basic credentials (a password or an access token), None if wrong.
+
+        Credentials sent from `address` pass the throttle first, which raises
+        `LoginThrottled` after too many failures (cached ones included); those not cached
+        take a token from it.
+        """
+        # an access token cannot be guessed: only its address is throttled
+        guessed = None if secrets.is_token(secret) else username
+        if self.throttle is not None and address is not None:
+            self.throttle.check(guessed, address, time.time())  # or LoginThrottled
         key = hashlib.sha256(f"{username}\0{secret}".encode()).hexdigest()
         now = time.monotonic()
         cached = self._cached(key, now)
         if cached is not None:
             return cached
-        # concurrent requests with the same credentials share one check
+        # concurrent requests with the same credentials share one check (and one guess)
         pending = self._inflight.get(key)
         if pending is None:
-            pending = asyncio.ensure_future(self._stamped(self._check(username, secret)))
+            if self.throttle is not None and address is not None:
+                self.throttle.admit(guessed, address, time.time())  # or LoginThrottled
+                check = self._throttled(self._check(username, secret), guessed, address)
+            else:
+                check = self._check(username, secret)
+            pending = asyncio.ensure_future(self._stamped(check))
             self._inflight[key] = pending
             pending.add_done_callback(lambda _: self._inflight.pop(key, None))
         subject, stamp = await asyncio.shield(pending)
@@ -273,6 +300,17 @@ class Accounts:
     ) -> tuple[Subject | None, int]:
         stamp = self.generation.current()
         return await check, stamp
+
+    async def _throttled(
+        self, check: Coroutine[Any, Any, Subject | None], username: str | None, address: str
+    ) -> Subject | None:
+        """Run `check` in `address`'s turn; a success gives the throttle's tokens back."""
+        assert self.throttle is not None
+        async with self.throttle.turn(address):
+            subject = await check
+        if subject is not None:
+            self.throttle.succeeded(username, address, time.time())
+        return subject
 
     async def _check(self, username: str, secret: str) -> Subject | None:
         if secrets.is_token(secret):
@@ -339,12 +377,18 @@ class Accounts:
     async def _by_password(self, username: str, password: str) -> Subject | None:
         async with self.db.read() as conn:
             user = await rows.user_by_name(conn, username)
-        if user is None or not await secrets.verify_password(
-            user.password_hash, password, self._argon2
-        ):
+        # an unknown user costs an argon2 check too, or the time taken would tell which exist
+        hashed = user.password_hash if user is not None else await self._unknown_user_hash()
+        if not await secrets.verify_password(hashed, password, self._argon2) or user is None:
             return None
         async with self.db.read() as conn:
             return await _user_subject(conn, user, None, None)
+
+    async def _unknown_user_hash(self) -> str:
+        """A hash of a password nobody knows, made with the parameters of every new hash."""
+        if self._dummy_hash is None:
+            self._dummy_hash = await self._hash(secrets.new_password())
+        return self._dummy_hash
 
     async def _by_token(self, username: str, secret: str) -> Subject | None:
         async with self.db.write() as conn:
