@@ -117,20 +117,27 @@ class Accounts:
             return None
         return hashlib.sha256(user.password_hash.encode()).hexdigest()[:24]
 
-    async def set_password(self, name: str, password: str, current: str | None = None) -> None:
+    async def set_password(
+        self, name: str, password: str, current: str | None = None, address: str | None = None
+    ) -> None:
         """Give `name` a new password, after checking `current` when it is given.
 
         Everything the old password earned stops at once on every worker of this host: the
         cached Basic logins (the shared stamp moves) and the refresh tokens (`password_stamp`).
-        `WrongPassword` when `current` is wrong, `WeakPassword` when the new one is refused.
+        `WrongPassword` when `current` is wrong, `WeakPassword` when the new one is refused;
+        a `current` sent from `address` is a sign-in guess like any other (`LoginThrottled`).
         """
         _check_password(password, name)
         confirmed = None
         if current is not None:
+            if self.throttle is not None and address is not None:
+                self.throttle.admit(name, address, time.time())  # or LoginThrottled
             async with self.db.read() as conn:
                 confirmed = (await _user(conn, name)).password_hash
             if not await secrets.verify_password(confirmed, current, self._argon2):
                 raise WrongPassword(f"that is not the current password of {name!r}")
+            if self.throttle is not None and address is not None:
+                self.throttle.succeeded(name, address, time.time())
         hashed = await self._hash(password)
         async with self.db.write() as conn:
             user = await _user(conn, name)

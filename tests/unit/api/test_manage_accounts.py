@@ -377,3 +377,13 @@ async def test_owners_create_list_and_revoke_org_tokens(app: InProcess) -> None:
     assert (await call(app, "DELETE", f"{path}/{mine['items'][0]['id']}", login(OWNER)))[0] == 404
     status, body = await call(app, "GET", "/orgs/nope/tokens", app.admin)
     assert (status, refusal(body)[0]) == (404, "NOT_FOUND")
+
+
+async def test_wrong_current_passwords_are_throttled_like_sign_ins(app: InProcess) -> None:
+    """A guess at the current password is a sign-in guess: past the throttle's limit for the
+    account and address, 429 before argon2 runs (the owner's own Basic login is not a guess)."""
+    path = f"/users/{OWNER}"
+    change = {"password": "a new passphrase", "current_password": "wrong-password"}
+    statuses = [(await call(app, "PATCH", path, login(OWNER), json=change))[0] for _ in range(7)]
+    assert statuses[0] == 403
+    assert statuses[-1] == 429

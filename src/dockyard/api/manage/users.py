@@ -13,6 +13,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from dockyard.api.clients import client_address
 from dockyard.api.errors import InvalidRequest
 from dockyard.api.manage.access import Edge, SignedIn, check, check_administers, may_see
 from dockyard.api.manage.pagination import Page, Paging, page_of
@@ -102,7 +103,9 @@ async def get_user(name: AccountPath, subject: SignedIn, edge: Edge) -> User:
 
 
 @router.patch("/{name}", responses=errors(403, 404))
-async def change_user(name: AccountPath, body: UserChange, subject: SignedIn, edge: Edge) -> User:
+async def change_user(
+    name: AccountPath, body: UserChange, subject: SignedIn, edge: Edge, request: Request
+) -> User:
     """Change a user's password: that user with their current password, or a site admin.
 
     Everything the old password earned stops working at once: Basic logins with it and refresh
@@ -119,7 +122,9 @@ async def change_user(name: AccountPath, body: UserChange, subject: SignedIn, ed
         )
     try:
         with _password_field():
-            await edge.accounts.set_password(name, body.password, body.current_password)
+            await edge.accounts.set_password(
+                name, body.password, body.current_password, client_address(request.scope)
+            )
     except WrongPassword as exc:
         raise Denied(str(exc)) from exc
     return _user(await edge.accounts.user(name))
