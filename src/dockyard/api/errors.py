@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import orjson
 from fastapi.exceptions import RequestValidationError
@@ -12,7 +13,7 @@ from starlette.responses import Response
 
 from dockyard.api.hosts import origin
 from dockyard.auth.accounts import AccountConflict, AccountError, AccountNotFound
-from dockyard.hub.errors import HubError
+from dockyard.hub import errors as hub
 from dockyard.oci.errors import OciError, Unsupported
 
 log = logging.getLogger("dockyard.api")
@@ -34,12 +35,27 @@ def error_response(request: Request, exc: OciError, *more: OciError) -> Response
     headers, body = envelope(exc, *more)
     if exc.status == 401:
         headers["WWW-Authenticate"] = challenge(request)
+    return _answer(request, exc.status, headers, body)
+
+
+def entries_response(
+    request: Request,
+    status: int,
+    entries: list[dict[str, Any]],
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """`{"errors": entries}` answered with `status`, for refusals that are no `OciError`."""
+    body = orjson.dumps({"errors": entries})
+    return _answer(request, status, {**API_VERSION_HEADER, **(headers or {})}, body)
+
+
+def _answer(request: Request, status: int, headers: dict[str, str], body: bytes) -> Response:
+    """The response; a HEAD answer leaves out the body."""
     if request.method == "HEAD":
-        body = b""
-    response = Response(body, exc.status, headers, media_type="application/json")
-    if request.method == "HEAD":
+        response = Response(b"", status, headers, media_type="application/json")
         response.headers["Content-Length"] = "0"
-    return response
+        return response
+    return Response(body, status, headers, media_type="application/json")
 
 
 def challenge(request: Request) -> str:
@@ -87,31 +103,42 @@ EXCEPTION_HANDLERS = {
 # distribution spec has no word.
 
 
-class NotFound(OciError):
-    code, status, default_message = "NOT_FOUND", 404, "not found"
+class BadRequest(OciError):
+    """A request that is not HTTP this server can use (a bad Host, a garbled head): 400."""
 
-
-class Conflict(OciError):
-    code, status, default_message = "CONFLICT", 409, "conflicts with the current state"
+    code, status, default_message = "INVALID_REQUEST", 400, "the request cannot be used"
 
 
 class InvalidRequest(OciError):
     code, status, default_message = "INVALID_REQUEST", 422, "invalid request"
 
 
-class BadRequest(OciError):
-    code, status, default_message = "INVALID_REQUEST", 400, "the request cannot be used"
-
-
-class UpstreamFailed(OciError):
-    code, status, default_message = "UPSTREAM_FAILED", 502, "an upstream registry failed"
-
-
-_HUB_ERRORS: dict[str, type[OciError]] = {
-    "NOT_FOUND": NotFound,
-    "CONFLICT": Conflict,
-    "UPSTREAM_FAILED": UpstreamFailed,
+REFUSALS: dict[type[Exception], tuple[int, str]] = {
+    hub.HubError: (400, "INVALID_REQUEST"),
+    hub.Invalid: (400, "INVALID_REQUEST"),
+    hub.NotFound: (404, "NOT_FOUND"),
+    hub.Conflict: (409, "CONFLICT"),
+    hub.UpstreamFailed: (502, "UPSTREAM_FAILED"),
+    AccountError: (422, "INVALID_REQUEST"),
+    AccountNotFound: (404, "NOT_FOUND"),
+    AccountConflict: (409, "CONFLICT"),
 }
+"""The status and code of each kind of refusal the services raise (hub/errors.py, and the
+accounts service's), by class; an error is answered as the nearest class in its MRO."""
+
+
+def refusal(exc: hub.HubError | AccountError) -> tuple[int, str]:
+    """The status and code `exc` is answered with."""
+    return next(REFUSALS[kind] for kind in type(exc).__mro__ if kind in REFUSALS)
+
+
+def _refused(
+    request: Request, status: int, code: str, message: str, detail: Any = None
+) -> Response:
+    entry: dict[str, Any] = {"code": code, "message": message}
+    if detail is not None:
+        entry["detail"] = detail
+    return entries_response(request, status, [entry])
 
 
 async def handle_validation_error(request: Request, exc: Exception) -> Response:
@@ -129,26 +156,17 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
     return error_response(request, *problems)
 
 
-async def handle_account_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AccountError)
-    if isinstance(exc, AccountNotFound):
-        return error_response(request, NotFound(str(exc)))
-    if isinstance(exc, AccountConflict):
-        return error_response(request, Conflict(str(exc)))
-    return error_response(request, InvalidRequest(str(exc)))
-
-
-async def handle_hub_error(request: Request, exc: Exception) -> Response:
-    """The hub's refusals, by kind: 400 invalid, 404, 409, 502 when upstream failed."""
-    assert isinstance(exc, HubError)
-    kind = _HUB_ERRORS.get(exc.code, BadRequest)
-    return error_response(request, kind(exc.message, exc.detail))
+async def handle_refusal(request: Request, exc: Exception) -> Response:
+    """A service's refusal in the envelope, answered as its kind (`REFUSALS`)."""
+    assert isinstance(exc, hub.HubError | AccountError)
+    status, code = refusal(exc)
+    return _refused(request, status, code, str(exc), getattr(exc, "detail", None))
 
 
 async def handle_api_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        return error_response(request, NotFound(f"no such path: {request.url.path}"))
+        return _refused(request, 404, "NOT_FOUND", f"no such path: {request.url.path}")
     if exc.status_code == 400:  # FastAPI could not read the body (e.g. not UTF-8)
         detail = {"field": "body", "reason": "body_invalid"}
         return error_response(request, InvalidRequest(f"body: {exc.detail}", detail))
@@ -164,8 +182,8 @@ async def answer_unexpected(request: Request, exc: Exception) -> Response:
 
 API_EXCEPTION_HANDLERS = {
     RequestValidationError: handle_validation_error,
-    AccountError: handle_account_error,
-    HubError: handle_hub_error,
+    hub.HubError: handle_refusal,
+    AccountError: handle_refusal,
     OciError: handle_oci_error,
     HTTPException: handle_api_http_error,
     Exception: answer_unexpected,

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
+from dockyard.client.retry import CONNECTION_ERRORS
 from dockyard.client.transport import Transport
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.errors import DigestInvalid, SizeInvalid
 
-_RESUMABLE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -67,7 +67,7 @@ async def download(
                     f"{verifier.where}: blob ended after {verifier.received} of {desc.size} bytes"
                 )
             return
-        except _RESUMABLE as exc:
+        except CONNECTION_ERRORS as exc:
             failures += 1
             if failures >= transport.retry.attempts:
                 raise ConnectionError(

@@ -22,10 +22,12 @@ from dockyard.client.challenge import parse_challenges
 from dockyard.client.errors import MAX_ERROR_BODY, error_from_body
 from dockyard.client.responses import read_body
 from dockyard.client.retry import (
+    CONNECTION_ERRORS,
     Clock,
     Limits,
     RetryPolicy,
     Sleep,
+    is_retryable_error,
     is_retryable_status,
     parse_retry_after,
 )
@@ -42,7 +44,6 @@ Params = Mapping[str, str] | Sequence[tuple[str, str]]
 
 # A request may meet one challenge for its scopes and one more after widening them.
 MAX_AUTH_ROUNDS = 3
-_CONNECTION_ERRORS = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +113,12 @@ class Transport:
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Send a request and yield its successful (< 400) response, open for reading.
 
-        401s are answered from the registry's challenges; connection failures, 408, 429 and
-        5xx are retried (when the body can be replayed and `retry` is set) after a backoff or
-        the `Retry-After` the registry asked for. Any other error answer, or the last one when
-        retries run out, is raised as its `OciError` class; connection failures that outlast
-        the retries raise `ConnectionError`. The concurrency slot is held until the block ends.
+        401s are answered from the registry's challenges; what `is_retryable_error` and
+        `is_retryable_status` call transient is retried (when the body can be replayed and
+        `retry` is set) after a backoff or the `Retry-After` the registry asked for. Any other
+        error answer, or the last one when retries run out, is raised as its `OciError` class;
+        connection failures that outlast the retries raise `ConnectionError`. The concurrency
+        slot is held until the block ends.
         """
         target = url if isinstance(url, URL) else self.url(url)
         request = Request(method, target, scopes, headers or {}, params, body, retry)
@@ -133,14 +135,13 @@ class Transport:
             await attempt.enter_async_context(self.limits.slot())
             try:
                 response = await self._authorized(request)
-            except _CONNECTION_ERRORS as exc:
+            except CONNECTION_ERRORS as exc:
                 await attempt.aclose()
                 source = _body_failure(exc)
                 if source is not None:
                     raise source from exc  # the body's source failed (e.g. a digest check)
                 failures += 1
-                if failures >= attempts or isinstance(exc, aiohttp.ClientSSLError):
-                    # a certificate the registry does not pass will not pass on a retry
+                if failures >= attempts or not is_retryable_error(exc):
                     raise ConnectionError(
                         f"{request.describe()}: {type(exc).__name__}: {exc} "
                         f"(after {failures} attempt{'s' if failures > 1 else ''})"
@@ -245,7 +246,7 @@ def _body_failure(exc: BaseException) -> OciError | None:
 async def _read_error(request: Request, response: aiohttp.ClientResponse) -> OciError:
     body = b""
     if request.method != "HEAD":
-        with contextlib.suppress(*_CONNECTION_ERRORS):
+        with contextlib.suppress(*CONNECTION_ERRORS):
             body = await read_body(response, MAX_ERROR_BODY)
     _release_now(response)
     return error_from_body(response.status, body, request.describe(), response.headers)

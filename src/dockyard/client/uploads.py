@@ -31,6 +31,11 @@ def _recoverable(exc: Exception) -> bool:
     return isinstance(exc, ConnectionError)
 
 
+def _asked(exc: Exception) -> str | None:
+    """The `Retry-After` a failed upload request was answered with, if any."""
+    return exc.headers.get("Retry-After") if isinstance(exc, OciError) else None
+
+
 async def start(transport: Transport, repository: str, scopes: frozenset[str]) -> tuple[URL, int]:
     """Open an upload session: its URL and the smallest chunk the registry takes (0: any)."""
     path = f"/v2/{repository}/blobs/uploads/"
@@ -77,7 +82,7 @@ async def put_monolithic(
             if failures >= attempts or not _recoverable(exc):
                 raise
             await cancel(transport, url, scopes)
-            await transport.backoff(f"PUT blob {desc.digest}", failures, str(exc))
+            await transport.backoff(f"PUT blob {desc.digest}", failures, str(exc), _asked(exc))
 
 
 async def put_chunked(
@@ -143,7 +148,9 @@ async def _patch(
             failures += 1
             if failures >= transport.retry.attempts or not _recoverable(exc):
                 raise
-            await transport.backoff(f"PATCH {url.with_query(None)}", failures, str(exc))
+            await transport.backoff(
+                f"PATCH {url.with_query(None)}", failures, str(exc), _asked(exc)
+            )
             url, held = await _status(transport, url, first, scopes)
         if not first <= held <= start + len(piece):
             raise BlobUploadInvalid(

@@ -1,4 +1,5 @@
-"""What the hub's services refuse, by kind; the edge maps each `code` onto its HTTP status.
+"""What the hub's services refuse, by kind: the class is the kind, and the edge
+(`api/errors.py`, `REFUSALS`) answers each kind with its status and code, in one place.
 
 Refusals of access use the spec's `Denied` and `Unauthorized` (oci/errors.py), as /v2 does.
 """
@@ -9,9 +10,8 @@ from typing import Any
 
 
 class HubError(Exception):
-    """A refusal with a `code` the edge understands and a message a person can act on."""
-
-    code = "INVALID_REQUEST"
+    """A refusal of a request as it was made, with a message a person can act on and an
+    optional machine-readable `detail`."""
 
     def __init__(self, message: str, detail: Any = None) -> None:
         super().__init__(message)
@@ -22,22 +22,14 @@ class HubError(Exception):
 class Invalid(HubError):
     """The request names something in a form that cannot be used."""
 
-    code = "INVALID_REQUEST"
-
 
 class NotFound(HubError):
     """The thing named does not exist (or the caller may not know it exists)."""
-
-    code = "NOT_FOUND"
 
 
 class Conflict(HubError):
     """The request contradicts what already exists."""
 
-    code = "CONFLICT"
-
 
 class UpstreamFailed(HubError):
     """An upstream registry could not be read (down, refusing, or answering nonsense)."""
-
-    code = "UPSTREAM_FAILED"

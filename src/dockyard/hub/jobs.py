@@ -13,7 +13,6 @@ import contextlib
 import itertools
 import logging
 import os
-import random
 import secrets
 import socket
 import time
@@ -23,13 +22,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dockyard.client.retry import RetryPolicy
 from dockyard.metadata import jobs as sql
 from dockyard.metadata.db import Database
 from dockyard.metadata.jobs import JobRow
 
 log = logging.getLogger("dockyard.hub.jobs")
 
-__all__ = ["Handler", "Job", "JobContext", "JobQueue", "JobRow", "Retry", "Worker", "backoff"]
+__all__ = ["RETRY_POLICY", "Handler", "Job", "JobContext", "JobQueue", "JobRow", "Retry", "Worker"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +52,11 @@ class Retry(Exception):
         self.delay = delay
 
 
-def backoff(attempt: int, *, base: float = 2.0, cap: float = 600.0) -> float:
-    """Seconds to wait before retrying after `attempt`: exponential with full jitter."""
-    # Full jitter spreads retries of jobs that failed together (an upstream outage) apart.
-    ceiling = min(cap, base * 2.0 ** min(max(attempt - 1, 0), 62))
-    return random.uniform(0.0, ceiling)
+RETRY_POLICY = RetryPolicy(base=2.0, cap=600.0, max_retry_after=3600.0)
+"""How long a failed job waits: the shared backoff (full jitter spreads apart the retries of
+jobs that failed together, say in an upstream outage), or what the handler was asked to wait,
+at most an hour (a receiver may ask for a pause, not for weeks of silence). A job's own
+`max_attempts` bounds the tries, not the policy's `attempts`."""
 
 
 class JobQueue:
@@ -310,7 +310,7 @@ class Worker:
             if error is None:
                 settled = await self.queue.succeed(job.id, lease)
             elif isinstance(error, Retry):
-                delay = error.delay if error.delay is not None else backoff(job.attempts)
+                delay = RETRY_POLICY.delay(job.attempts, error.delay)
                 settled = await self.queue.fail(job.id, lease, str(error), delay)
             else:
                 log.error(
@@ -322,7 +322,8 @@ class Worker:
                     exc_info=error,
                 )
                 message = f"{type(error).__name__}: {error}"
-                settled = await self.queue.fail(job.id, lease, message, backoff(job.attempts))
+                delay = RETRY_POLICY.delay(job.attempts)
+                settled = await self.queue.fail(job.id, lease, message, delay)
         except Exception:
             # The lease runs out and another attempt follows; nothing is lost.
             log.exception("recording the outcome of job %d failed", job.id)

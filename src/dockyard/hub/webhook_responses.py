@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 
 import aiohttp
 
+from dockyard.client.retry import is_retryable_status, parse_retry_after
 from dockyard.metadata.webhooks import DELIVERED, FAILED
 
 RETRY = "retry"
 EXCERPT_BYTES = 1024
-MAX_RETRY_AFTER = 3600.0  # a receiver may ask for a pause, not for weeks of silence
 
-__all__ = ["DELIVERED", "FAILED", "RETRY", "Attempt", "judge", "read_excerpt", "retry_after"]
+__all__ = ["DELIVERED", "FAILED", "RETRY", "Attempt", "judge", "read_excerpt"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +29,8 @@ class Attempt:
 
 
 def judge(status: int, headers: Mapping[str, str], excerpt: str | None, now: float) -> Attempt:
-    """The verdict on a response: 2xx delivered; 408, 429, 5xx retry; anything else failed.
+    """The verdict on a response: 2xx delivered; retryable statuses (`is_retryable_status`)
+    retry, after the `Retry-After` asked for if any; anything else failed.
 
     Redirects are never followed (the target could lead anywhere), so they fail too.
     """
@@ -41,25 +41,10 @@ def judge(status: int, headers: Mapping[str, str], excerpt: str | None, now: flo
         error = f"answered {status}, a redirect to {where}: point the webhook at the final URL"
         return Attempt(FAILED, status, excerpt, error)
     error = f"answered {status}"
-    if status in (408, 429) or status >= 500:
-        delay = retry_after(headers.get("Retry-After"), now)
+    if is_retryable_status(status):
+        delay = parse_retry_after(headers.get("Retry-After"), now)
         return Attempt(RETRY, status, excerpt, error, delay)
     return Attempt(FAILED, status, excerpt, error)
-
-
-def retry_after(value: str | None, now: float) -> float | None:
-    """Seconds a Retry-After header asks to wait (delay-seconds or an HTTP date), capped."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        seconds = float(value)
-    else:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - now
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 async def read_excerpt(response: aiohttp.ClientResponse) -> str | None:

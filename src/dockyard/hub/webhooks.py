@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.auth.secrets import token_hash
+from dockyard.client.retry import is_retryable_error
 from dockyard.config import Settings
 from dockyard.hub import payloads
 from dockyard.hub.errors import Conflict, Invalid, NotFound
@@ -256,9 +257,10 @@ class Webhooks:
     async def deliver(self, job: Job, ctx: JobContext | None = None) -> None:
         """Send one delivery (`job.payload["delivery_id"]`); raise Retry while that may help.
 
-        2xx is delivered; a redirect or another 4xx than 408/429 fails at once; 408, 429, 5xx,
-        timeouts and connection errors are retried (after Retry-After when given) until the
-        job's last attempt, which then fails the delivery.
+        2xx is delivered; what `client.retry` calls transient (408, 425, 429, 500, 502-504,
+        timeouts, connection failures) is retried (after Retry-After when given) until the
+        job's last attempt, which then fails the delivery; anything else (a redirect, another
+        4xx or 5xx, a TLS failure) fails at once.
         """
         delivery_id = int(job.payload["delivery_id"])
         async with self.db.read() as conn:
@@ -306,7 +308,8 @@ class Webhooks:
         except TimeoutError:
             attempt = Attempt(RETRY, error=f"no response within {timeout:g} s")
         except (aiohttp.ClientError, OSError) as exc:
-            attempt = Attempt(RETRY, error=f"{type(exc).__name__}: {exc}")
+            verdict = RETRY if is_retryable_error(exc) else FAILED
+            attempt = Attempt(verdict, error=f"{type(exc).__name__}: {exc}")
         return dataclasses.replace(attempt, duration_ms=(time.monotonic() - started) * 1000)
 
     async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:

@@ -1,16 +1,23 @@
 """When `dockyard sync server` runs an entry: Go durations (`interval: 60m`) and cron schedules
 (`schedule: "15 01 * * *"`) as regsync reads them (Go's `time.ParseDuration`, robfig/cron v3's
 standard parser with its `@descriptors`, `@every <duration>` and a `CRON_TZ=`/`TZ=` prefix).
+
+This module reads the schedule, so it accepts exactly what regsync does and says which field is
+wrong; when a schedule next fires is left to `cronsim`, which walks the calendar in the zone's
+wall-clock time across daylight-saving changes (`0 12 * * *` is 12:00 local on those days too).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
 
 _UNITS = {
     "ns": 1e-9,
@@ -112,7 +119,6 @@ _FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("month", 1, 12, _MONTHS),
     ("day of week", 0, 6, _DAYS),
 )
-_SEARCH_YEARS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,43 +183,61 @@ class Cron:
             text, minutes, hours, days, months, weekdays, any_day=stars[2] or stars[4], zone=zone
         )
 
-    def _tz(self) -> dt.tzinfo | None:
-        return ZoneInfo(self.zone) if self.zone else None
-
-    def _day_matches(self, when: dt.datetime) -> bool:
-        in_month = when.day in self.days
-        weekday = (when.weekday() + 1) % 7  # Monday is 0 in Python, 1 in cron
-        in_week = weekday in self.weekdays
-        return (in_month and in_week) if self.any_day else (in_month or in_week)
-
     def next_after(self, moment: float) -> float | None:
-        """The first minute after `moment` the schedule names; None if none within 5 years."""
-        tz = self._tz()
-        start = dt.datetime.fromtimestamp(moment, tz or dt.datetime.now().astimezone().tzinfo)
-        when = start.replace(second=0, microsecond=0, tzinfo=None) + dt.timedelta(minutes=1)
-        limit = when.year + _SEARCH_YEARS
-        while when.year <= limit:
-            if when.month not in self.months:
-                when = _first_of_next_month(when)
-            elif not self._day_matches(when):
-                when = dt.datetime(when.year, when.month, when.day) + dt.timedelta(days=1)
-            elif when.hour not in self.hours:
-                when = when.replace(minute=0) + dt.timedelta(hours=1)
-            elif when.minute not in self.minutes:
-                when += dt.timedelta(minutes=1)
-            else:
-                zone = tz or dt.datetime.now().astimezone().tzinfo
-                return when.replace(tzinfo=zone).timestamp()
-        return None
+        """The first minute after `moment` the schedule names, in its zone's wall-clock time;
+        None if it never fires (say, `0 0 30 2 *`)."""
+        zone = ZoneInfo(self.zone) if self.zone else _local_zone()
+        start = dt.datetime.fromtimestamp(moment, zone)
+        try:
+            return next(CronSim(self.expression(), start)).timestamp()
+        except (CronSimError, StopIteration):
+            return None
+
+    def expression(self) -> str:
+        """The schedule as five plain cron fields (lists of values, or `*`) for `cronsim`,
+        built from what this module parsed, so both agree on every value. A day field is
+        `*` exactly when it was one (robfig's rule that a day then must match both fields
+        is cronsim's rule for a field starting with `*`)."""
+        day_star = (
+            self.any_day and self.days == _full(_FIELDS[2]),
+            self.any_day and self.weekdays == _full(_FIELDS[4]),
+        )
+        return " ".join(
+            (
+                _values(self.minutes, _FIELDS[0]),
+                _values(self.hours, _FIELDS[1]),
+                "*" if day_star[0] else _values(self.days, None),
+                _values(self.months, _FIELDS[3]),
+                "*" if day_star[1] else _values(self.weekdays, None),
+            )
+        )
 
     def __str__(self) -> str:
         return self.text
 
 
-def _first_of_next_month(when: dt.datetime) -> dt.datetime:
-    if when.month == 12:
-        return dt.datetime(when.year + 1, 1, 1)
-    return dt.datetime(when.year, when.month + 1, 1)
+def _full(field: tuple[str, int, int, dict[str, int]]) -> frozenset[int]:
+    return frozenset(range(field[1], field[2] + 1))
+
+
+def _values(values: frozenset[int], field: tuple[str, int, int, dict[str, int]] | None) -> str:
+    """A cron field naming `values`: `*` when they are all of `field`'s, else a list."""
+    if field is not None and values == _full(field):
+        return "*"
+    return ",".join(str(value) for value in sorted(values))
+
+
+def _local_zone() -> dt.tzinfo:
+    """The host's time zone with its daylight-saving rules, as Go's `time.Local` finds it:
+    `$TZ` (empty: UTC), else /etc/localtime; a fixed offset only when neither can be read."""
+    name = os.environ.get("TZ")
+    try:
+        if name is not None:
+            return ZoneInfo(name.removeprefix(":")) if name else dt.UTC
+        with open("/etc/localtime", "rb") as file:
+            return ZoneInfo.from_file(file, key="localtime")
+    except (OSError, ValueError, ZoneInfoNotFoundError):
+        return dt.datetime.now().astimezone().tzinfo or dt.UTC
 
 
 def _number(text: str, names: dict[str, int]) -> int:

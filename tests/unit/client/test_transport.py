@@ -261,6 +261,22 @@ async def test_retry_after_as_http_date_is_honoured(client_for: ClientFor, fake_
     assert fake_time.sleeps == [0.0] or fake_time.sleeps == []  # a date in the past: no wait
 
 
+async def test_an_unreadable_retry_after_means_the_backoff(
+    client_for: ClientFor, fake_time: Any
+) -> None:
+    answers = [Response(b"", 503), Response(b"", 503), Response(b"", 501)]
+    # "²" passes str.isdigit but is no number; "١٢" (Arabic-Indic 12) is no delay-seconds
+    for answer, value in zip(answers, ["²", "١٢", "1"], strict=True):
+        answer.raw_headers.append((b"retry-after", value.encode()))
+    flaky = Flaky(*answers)
+    transport = client_for(flaky.app).transport("registry.test")
+    with pytest.raises(OciError) as raised:
+        async with transport.request("GET", PATH):
+            pass
+    assert raised.value.status == 501, "not retryable: it answers the same way every time"
+    assert fake_time.sleeps == [0.5, 1.0]  # the jittered backoff, as if no Retry-After
+
+
 async def test_retries_are_bounded_and_the_last_answer_raised(client_for: ClientFor) -> None:
     flaky = Flaky(*[_error(429, "TOOMANYREQUESTS", "slow down") for _ in range(10)])
     transport = client_for(flaky.app, attempts=3).transport("registry.test")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -33,6 +34,7 @@ class UploadRegistry:
         self.sessions: dict[str, bytearray] = {}
         self.blobs: dict[str, bytes] = {}
         self.faults: list[tuple[str, int, int]] = []
+        self.fault_headers: dict[str, str] = {}
         self.log: list[tuple[str, str | None]] = []
         self.chunk_min = chunk_min
         self.app = Starlette(
@@ -71,7 +73,7 @@ class UploadRegistry:
         if self.faults and self.faults[0][0] == request.method:
             _, status, keep = self.faults.pop(0)
             stored += body[:keep]
-            return Response(b"", status)
+            return Response(b"", status, self.fault_headers)
         if request.method == "PATCH":
             first = int(request.headers["content-range"].split("-")[0])
             if first != len(stored):
@@ -167,6 +169,19 @@ async def test_failed_put_starts_a_new_session(registry_for: Callable[..., Regis
     assert fake.blobs == {str(DESC.digest): DATA}
     assert opened == 2
     assert [method for method, _ in fake.log] == ["POST", "PUT", "DELETE", "POST", "PUT"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+async def test_a_failed_upload_waits_what_retry_after_asks(
+    registry_for: Callable[..., RegistryClient], fake_time: Any, method: str
+) -> None:
+    fake = UploadRegistry()
+    fake.faults.append((method, 429, 0))
+    fake.fault_headers["Retry-After"] = "7"
+    chunk_size = 4096 if method == "PATCH" else 0
+    await registry_for(fake.app).blob_put(REF, DESC, DATA, chunk_size=chunk_size)
+    assert fake.blobs == {str(DESC.digest): DATA}
+    assert fake_time.sleeps == [7.0]  # not the jittered 0.5 s
 
 
 async def test_a_bare_stream_is_not_sent_twice(registry_for: Callable[..., RegistryClient]) -> None:

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import pytest
 
-from dockyard.hub.jobs import Job, JobContext, JobQueue, Retry, Worker, backoff
+from dockyard.hub.jobs import RETRY_POLICY, Job, JobContext, JobQueue, Retry, Worker
 from dockyard.metadata.db import Database
 
 
@@ -271,12 +271,13 @@ async def test_list_newest_first_with_filters_and_pages(queue: JobQueue) -> None
     assert [row.id for row in await queue.list(state="queued", kind="deliver")] == [ids[4], ids[2]]
 
 
-def test_backoff_grows_exponentially_with_full_jitter() -> None:
+def test_jobs_back_off_exponentially_with_full_jitter() -> None:
     for attempt, ceiling in [(1, 2.0), (2, 4.0), (5, 32.0), (20, 600.0), (10_000, 600.0)]:
-        delays = [backoff(attempt) for _ in range(200)]
+        delays = [RETRY_POLICY.delay(attempt) for _ in range(200)]
         assert all(0.0 <= delay <= ceiling for delay in delays)
         assert max(delays) > ceiling / 2, "jitter spans the whole range"
-    assert backoff(3, base=1.0, cap=3.0) <= 3.0
+    assert RETRY_POLICY.delay(3, 7.0) == 7.0, "a delay asked for wins"
+    assert RETRY_POLICY.delay(3, 1e12) == 3600.0, "but a pause, not weeks of silence"
 
 
 # --- the worker ------------------------------------------------------------------------------

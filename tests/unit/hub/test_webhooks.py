@@ -230,6 +230,34 @@ async def test_429_is_retried_after_what_retry_after_says(
     assert (await hooks.delivery(pending.id)).response_status == 429
 
 
+@pytest.mark.parametrize(
+    ("status", "retry_after", "delay"),
+    [
+        (425, "3", 3.0),  # too early: retryable like everywhere else in Dockyard
+        (503, "²", None),  # an unreadable Retry-After means the queue's backoff, not a crash
+        (503, "Tue Nov 14 22:13:50 2023", 0.0),  # a date in the past: now
+    ],
+)
+async def test_retryable_answers_follow_the_shared_rule(
+    hooks: Webhooks, receiver: Receiver, status: int, retry_after: str, delay: float | None
+) -> None:
+    receiver.script["/hook"] = [(status, {"Retry-After": retry_after}, "later")]
+    pending = await one_delivery(hooks, receiver.url("/hook"))
+    with pytest.raises(Retry) as retry:
+        await hooks.deliver(job(pending.id))
+    assert retry.value.delay == delay
+    row = await hooks.delivery(pending.id)
+    assert (row.status, row.response_status) == ("pending", status)
+
+
+async def test_a_501_fails_at_once(hooks: Webhooks, receiver: Receiver) -> None:
+    receiver.script["/hook"] = [(501, {}, "no POST here")]
+    pending = await one_delivery(hooks, receiver.url("/hook"))
+    await hooks.deliver(job(pending.id, attempts=1))  # no Retry: it answers the same way again
+    failed = await hooks.delivery(pending.id)
+    assert (failed.status, failed.response_status) == ("failed", 501)
+
+
 async def test_the_last_attempt_fails_the_delivery(hooks: Webhooks, receiver: Receiver) -> None:
     receiver.script["/hook"] = [(503, {}, "down")]
     pending = await one_delivery(hooks, receiver.url("/hook"))
