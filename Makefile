@@ -8,6 +8,8 @@ PIP := $(BIN)/python -m pip
 REQ := requirements
 DATA ?= ./data
 LISTEN ?= 127.0.0.1:5000
+# pytest-xdist workers: the tests mostly wait on servers and peers they start, so two per core.
+JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
 PYTEST_ARGS ?=
 
 .PHONY: run install install-test test test-deps lint unit bench lock lock-upgrade clean
@@ -47,11 +49,13 @@ lint: install-test
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Parallel; tests that share a server or depend on order carry an xdist_group mark.
 test: install-test test-deps lint
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(JOBS) --dist loadgroup --durations=20 $(PYTEST_ARGS)
 
+# No PostgreSQL, no peers: every test that needs one is marked `peers` (conftest checks).
 unit: install-test
-	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(JOBS) --dist loadgroup -m "not peers" tests/unit $(PYTEST_ARGS)
 
 bench: install-test test-deps
 	$(BIN)/python bench/registry.py
