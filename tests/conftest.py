@@ -2,6 +2,10 @@
 (`support.inprocess`), clients for loopback registries (`support.remote`); and the rules that
 let the suite run in parallel and without PostgreSQL (`support.rules`)."""
 
+import os
+
+from hypothesis import HealthCheck, settings
+
 pytest_plugins = [
     "support.peers",
     "support.postgres",
@@ -9,3 +13,8 @@ pytest_plugins = [
     "support.inprocess",
     "support.remote",
 ]
+
+# Hypothesis checks what a function does, not how fast: no per-example deadline and no
+# "generation is slow" health check, which fail on a loaded machine (parallel workers, CI).
+settings.register_profile("dockyard", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dockyard"))

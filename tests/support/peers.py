@@ -97,8 +97,9 @@ def _text(output: str | bytes | None) -> str:
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now, and that no other
     pytest-xdist worker of this run can be handed: each worker takes only the ports of its own
-    residue class (port % workers == its number). Otherwise two workers could start servers on
-    the same port, and listeners with SO_REUSEPORT would silently share it."""
+    class (port // 2 % workers: Linux hands out odd ports for bind(0), even ones for connect).
+    Otherwise two workers could start servers on the same port, and listeners with
+    SO_REUSEPORT would silently share it."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     mine = int(worker.removeprefix("gw")) % workers
@@ -106,9 +107,9 @@ def free_port() -> int:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((HOST, 0))
             port = int(sock.getsockname()[1])
-        if port % workers == mine:
+        if port // 2 % workers == mine:
             return port
-    raise AssertionError(f"no free port of worker {worker} ({mine} modulo {workers})")
+    raise AssertionError(f"no free port of worker {worker} ({mine} of {workers})")
 
 
 def wait_until(

@@ -120,6 +120,6 @@ def test_xdist_workers_are_handed_disjoint_ports(monkeypatch: pytest.MonkeyPatch
     for worker in ("gw0", "gw1", "gw2"):
         monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
         handed[worker] = {free_port() for _ in range(20)}
-    assert {port % 3 for port in handed["gw0"]} == {0}
-    assert {port % 3 for port in handed["gw1"]} == {1}
-    assert {port % 3 for port in handed["gw2"]} == {2}
+    assert {port // 2 % 3 for port in handed["gw0"]} == {0}
+    assert {port // 2 % 3 for port in handed["gw1"]} == {1}
+    assert {port // 2 % 3 for port in handed["gw2"]} == {2}
