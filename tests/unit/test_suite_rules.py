@@ -123,3 +123,36 @@ def test_xdist_workers_are_handed_disjoint_ports(monkeypatch: pytest.MonkeyPatch
     assert {port // 2 % 3 for port in handed["gw0"]} == {0}
     assert {port // 2 % 3 for port in handed["gw1"]} == {1}
     assert {port // 2 % 3 for port in handed["gw2"]} == {2}
+
+
+def test_xdist_runs_a_group_on_one_worker(tmp_path: Path) -> None:
+    # The groups above are only a hint unless this pytest and pytest-xdist agree on how a group
+    # reaches the scheduler (pytest 9.2 with xdist 3.8 silently spread them over workers).
+    result = pytest_on(
+        tmp_path,
+        """
+        import os
+        from pathlib import Path
+
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def server():
+            return object()
+
+        @pytest.mark.parametrize("n", range(8))
+        def test_shared(server, n):
+            with (Path(__file__).parent / "workers").open("a") as ran_on:
+                ran_on.write(os.environ["PYTEST_XDIST_WORKER"] + "\\n")
+        """,
+        "-p",
+        "xdist",
+        "-n",
+        "2",
+        "--dist",
+        "loadgroup",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    workers = (tmp_path / "workers").read_text().split()
+    assert len(workers) == 8
+    assert len(set(workers)) == 1, workers
