@@ -1043,8 +1043,11 @@ async def table_write_lock(database_url: str, table: str) -> AsyncIterator[Any]:
         async def waiters(n: int) -> None:
             deadline = time.monotonic() + 20
             query = (
+                # This database's relation only: tests in parallel lock tables of that name
+                # in theirs.
                 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                "WHERE c.relname = $1 AND NOT l.granted"
+                "WHERE c.relname = $1 AND NOT l.granted AND l.database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database())"
             )
             while await conn.fetchval(query, table) < n:
                 assert time.monotonic() < deadline, f"{n} writers never queued on {table}"

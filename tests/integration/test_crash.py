@@ -531,8 +531,14 @@ class PgTableLock:
         self.transaction = transaction
 
     async def waits(self) -> int:
-        """How many lock requests wait in the database right now."""
-        count: int = await self.conn.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        """How many lock requests wait in this test's database right now (other tests, in
+        parallel, wait on locks in theirs)."""
+        # By the waiting backend's database: a row lock wait is on a transaction id, which
+        # names no database.
+        count: int = await self.conn.fetchval(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE NOT l.granted AND a.datname = current_database()"
+        )
         return count
 
     async def waiting(self, n: int) -> None:

@@ -138,6 +138,12 @@ async def test_separate_workers_run_the_jobs_once(
         assert runs == [("succeeded", 3)]
         ((done,),) = query(server.data, "SELECT tags_done FROM mirrors WHERE id = ?", mirror_id)
         assert done == 3
+        # Both are up (one may have found nothing to do): a worker still starting when SIGTERM
+        # comes dies of it, which says nothing about how a running one stops.
+        logs = [server.log.with_name(f"{name}.log") for name in ("worker-a", "worker-b")]
+        while not all(log.exists() and "worker running jobs" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline, "a worker never started"
+            await asyncio.sleep(0.1)
     finally:
         for worker in workers:
             worker.stop()

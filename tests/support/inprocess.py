@@ -18,10 +18,12 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp_asgi_connector import ASGIApplicationConnector
+from argon2 import PasswordHasher
 from starlette.applications import Starlette
 
 from dockyard.api.state import EdgeState
 from dockyard.app import create_app
+from dockyard.auth import secrets
 from dockyard.auth.policy import Role, Scope
 from dockyard.client.hosts import SessionFactory
 from dockyard.client.settings import RegistrySettings
@@ -135,6 +137,15 @@ class InProcess:
         ) as resp:
             assert resp.status == 201, await resp.text()
             return resp.headers["Docker-Content-Digest"], raw
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passwords hashed in this process cost microseconds, not the production ~150 ms and 64 MiB
+    (seconds each on a loaded machine, several per app: the admin at start, each user, each
+    first login). No test here is about argon2's cost; `dockyard serve` subprocesses keep it."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    monkeypatch.setattr(secrets, "_hasher", cheap, raising=False)
 
 
 @contextlib.asynccontextmanager

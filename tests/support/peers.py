@@ -1,5 +1,5 @@
-"""Real peers over loopback as pytest fixtures: CNCF distribution, PostgreSQL, skopeo, podman,
-and dockyard's own server as a subprocess.
+"""Real peers over loopback as pytest fixtures: CNCF distribution, skopeo, podman, and
+dockyard's own server as a subprocess (PostgreSQL is in `support.postgres`).
 
 Rules kept here: everything binds 127.0.0.1 on a free port; every wait is bounded polling;
 every subprocess has a timeout; whatever a fixture starts it stops by PID (or its own process
@@ -95,10 +95,21 @@ def _text(output: str | bytes | None) -> str:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on right now, and that no other
+    pytest-xdist worker of this run can be handed: each worker takes only the ports of its own
+    class (port // 2 % workers: Linux hands out odd ports for bind(0), even ones for connect).
+    Otherwise two workers could start servers on the same port, and listeners with
+    SO_REUSEPORT would silently share it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    mine = int(worker.removeprefix("gw")) % workers
+    for _ in range(100 * workers):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+        if port // 2 % workers == mine:
+            return port
+    raise AssertionError(f"no free port of worker {worker} ({mine} of {workers})")
 
 
 def wait_until(
@@ -713,155 +724,6 @@ def podman_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanF
 def podman(podman_factory: PodmanFactory) -> Podman:
     """podman isolated in a temp HOME with its own vfs storage."""
     return podman_factory()
-
-
-# --- PostgreSQL ------------------------------------------------------------------------------
-
-POSTGRES_ROLE = "dockyard"
-POSTGRES_PASSWORD = "dockyard"
-
-
-@dataclass
-class PostgresCluster:
-    """A local PostgreSQL cluster (Debian's pg_ctlcluster) that tests create databases in."""
-
-    version: str
-    name: str
-    port: int
-    log: Path
-    started_by_us: bool = False
-
-    def psql(self, sql: str, *, database: str = "postgres") -> str:
-        """Run SQL as the `postgres` superuser over the Unix socket; return unaligned output."""
-        argv = [
-            *_as_postgres(),
-            "psql",
-            "-X",
-            "-q",
-            "-A",
-            "-t",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-p",
-            str(self.port),
-            "-d",
-            database,
-            "-c",
-            sql,
-        ]
-        # cwd=/ : psql as postgres cannot read root's working directory and says so.
-        return run(argv, cwd="/", timeout=60).stdout.strip()
-
-    def url(self, database: str) -> str:
-        return (
-            f"postgresql+asyncpg://{POSTGRES_ROLE}:{POSTGRES_PASSWORD}"
-            f"@{HOST}:{self.port}/{database}"
-        )
-
-    def create_database(self, prefix: str = "dockyard_test") -> str:
-        name = f"{prefix}_{secrets.token_hex(6)}"
-        self.psql(f'CREATE DATABASE "{name}" OWNER {POSTGRES_ROLE}')
-        return name
-
-    def drop_database(self, name: str) -> None:
-        # FORCE: a test that leaked a connection must not keep its database alive.
-        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _as_postgres() -> list[str]:
-    """A command prefix that runs as the `postgres` OS user."""
-    if os.geteuid() == 0:
-        return ["runuser", "-u", "postgres", "--"]
-    if shutil.which("sudo"):
-        return ["sudo", "-n", "-u", "postgres", "--"]
-    return []
-
-
-def _find_cluster() -> tuple[str, str, int, str, Path]:
-    """(version, name, port, status, log) of the cluster to use: 15/main, else the first."""
-    if shutil.which("pg_lsclusters") is None:
-        pytest.fail("PostgreSQL is not installed (pg_lsclusters missing): run scripts/test-deps.sh")
-    lines = run(["pg_lsclusters", "--no-header"], timeout=30).stdout.splitlines()
-    clusters = [line.split() for line in lines if line.strip()]
-    if not clusters:
-        pytest.fail("pg_lsclusters lists no PostgreSQL cluster (is the postgresql package set up?)")
-    chosen = next((c for c in clusters if c[0] == "15" and c[1] == "main"), clusters[0])
-    version, name, port, status = chosen[0], chosen[1], int(chosen[2]), chosen[3]
-    log = (
-        Path(chosen[6])
-        if len(chosen) > 6
-        else Path(f"/var/log/postgresql/postgresql-{version}-{name}.log")
-    )
-    return version, name, port, status, log
-
-
-def _start_cluster() -> PostgresCluster:
-    version, name, port, status, log = _find_cluster()
-    cluster = PostgresCluster(version=version, name=name, port=port, log=log)
-    if status != "online":
-        result = run(["pg_ctlcluster", version, name, "start"], timeout=60, check=False)
-        if result.returncode != 0:
-            pytest.fail(
-                f"could not start PostgreSQL {version}/{name}: pg_ctlcluster exited with "
-                f"{result.returncode}\n{result.stdout}{result.stderr}\n--- {log} ---\n"
-                f"{log_tail(log, 30)}"
-            )
-        cluster.started_by_us = True
-
-    def ready() -> bool:
-        argv = ["pg_isready", "-q", "-h", HOST, "-p", str(port)]
-        return run(argv, timeout=10, check=False).returncode == 0
-
-    try:
-        wait_until(ready, timeout=STARTUP_TIMEOUT, what=f"PostgreSQL on {HOST}:{port}")
-    except AssertionError as error:
-        pytest.fail(f"{error}\n--- {log} ---\n{log_tail(log, 30)}")
-    cluster.psql(
-        "DO $$ BEGIN "
-        f"IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{POSTGRES_ROLE}') THEN "
-        f"ALTER ROLE {POSTGRES_ROLE} LOGIN SUPERUSER PASSWORD '{POSTGRES_PASSWORD}'; "
-        f"ELSE CREATE ROLE {POSTGRES_ROLE} LOGIN SUPERUSER PASSWORD '{POSTGRES_PASSWORD}'; "
-        "END IF; END $$"
-    )
-    return cluster
-
-
-def _stop_cluster(cluster: PostgresCluster) -> None:
-    # Another test session on this machine may have started using the server we started:
-    # leave it running while anyone else is connected.
-    others = cluster.psql(
-        "SELECT count(*) FROM pg_stat_activity "
-        "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-    )
-    if others == "0":
-        run(["pg_ctlcluster", cluster.version, cluster.name, "stop"], timeout=60)
-
-
-@pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[PostgresCluster]:
-    """The local PostgreSQL server, started if it was down (and then stopped at session end),
-    with a `dockyard` superuser role (password `dockyard`). Fails, never skips, if it cannot."""
-    cluster = _start_cluster()
-    yield cluster
-    if cluster.started_by_us:
-        _stop_cluster(cluster)
-
-
-@pytest.fixture(scope="session")
-def postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
-    """`postgresql+asyncpg://dockyard:dockyard@127.0.0.1:5432/<db>`: one fresh database per
-    test session, dropped at its end."""
-    name = postgres_cluster.create_database("dockyard_session")
-    yield postgres_cluster.url(name)
-    postgres_cluster.drop_database(name)
-
-
-@pytest.fixture
-def postgres_database_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
-    """Like `postgres_url`, but a fresh database for this test alone, dropped after it."""
-    name = postgres_cluster.create_database()
-    yield postgres_cluster.url(name)
-    postgres_cluster.drop_database(name)
 
 
 def upload_data(data: Path, upload_id: str) -> Path:
