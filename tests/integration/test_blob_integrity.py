@@ -9,7 +9,6 @@ new push repairs it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -18,13 +17,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from support.inprocess import basic
 from support.peers import DockyardServer, DockyardServerFactory
 
 OCTET = {"Content-Type": "application/octet-stream"}
-
-
-def _basic(user: str, secret: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()}
 
 
 @pytest.fixture
@@ -53,7 +49,7 @@ async def test_chunks_on_other_connections_never_join_a_blob_being_completed(
     two_workers: DockyardServer,
 ) -> None:
     server = two_workers
-    admin = _basic("admin", server.admin_password)
+    admin = basic("admin", server.admin_password)
     blob = os.urandom(6 * 1024 * 1024)
     digest = "sha256:" + hashlib.sha256(blob).hexdigest()
     async with aiohttp.ClientSession(server.url) as session:
@@ -97,7 +93,7 @@ async def test_fsck_quarantines_a_damaged_blob_and_a_new_push_repairs_it(
     dockyard_server: DockyardServer,
 ) -> None:
     server = dockyard_server
-    admin = _basic("admin", server.admin_password)
+    admin = basic("admin", server.admin_password)
     good = os.urandom(64 * 1024)
     digest = "sha256:" + hashlib.sha256(good).hexdigest()
     blob_url = f"/v2/admin/fsck/blobs/{digest}"
