@@ -244,6 +244,7 @@ def test_the_admin_password_from_a_settings_file_is_said_to_come_from_it(
     assert f"user 'admin', password from {config}" in capsys.readouterr().out
 
 
+@pytest.mark.peers
 def test_a_database_without_a_site_is_refused_and_shown_without_its_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres_database_url: str
 ) -> None:
