@@ -6,14 +6,14 @@ without it). Then layout interop with skopeo, both ways, and through an archive.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 from dockyard.client.archive import export_archive, import_archive
-from dockyard.client.layout import LayoutTarget, layout_reference
+from dockyard.client.layout import LayoutTarget
 from dockyard.client.settings import Credential
 from dockyard.client.target import Target
 from dockyard.oci import mediatypes as mt
@@ -43,6 +43,11 @@ from support.peers import DockerRegistry, Skopeo
 from support.remote import bounded, remote
 
 
+def _layout_ref(tag: str | None = None, digest: Digest | None = None) -> Reference:
+    """A reference into a layout: `LayoutTarget` reads only its tag and digest."""
+    return Reference.layout("layout", tag, digest)
+
+
 @dataclass
 class Place:
     """A target under test and how references into it are spelled."""
@@ -52,6 +57,8 @@ class Place:
     registry: str
 
     def ref(self, text: str) -> Reference:
+        if isinstance(self.target, LayoutTarget):  # a layout holds one repository
+            return Reference.layout(str(self.target.root), text.partition(":")[2] or None)
         return Reference.parse(f"{self.registry}/{text}")
 
 
@@ -68,7 +75,7 @@ async def place(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     """Each kind of target, empty."""
     kind: str = request.param
     if kind == "layout":
-        yield Place(kind, LayoutTarget(tmp_path / "layout"), "oci-layout.invalid")
+        yield Place(kind, LayoutTarget(tmp_path / "layout"), "")
     elif kind.startswith("store"):
         url = request.getfixturevalue("postgres_database_url") if kind == "store-postgres" else None
         async with running_app(tmp_path / "data", url) as app:
@@ -92,7 +99,7 @@ def desc_of(blob_json: dict[str, object]) -> Descriptor:
 
 def pinned(ref: Reference, digest: Digest | str) -> Reference:
     """`ref`'s repository at `digest`, without a tag (a tag would be where a put goes)."""
-    return Reference(ref.registry, ref.repository, None, Digest.parse(str(digest)))
+    return replace(ref, tag=None, digest=Digest.parse(str(digest)))
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
@@ -264,10 +271,10 @@ async def test_skopeo_reads_a_layout_that_layout_target_wrote(
     amd64 = build_image({"etc/arch": "amd64"}, layers=[random_layer(1 << 20, seed="skopeo-a")])
     arm64 = build_image({"etc/arch": "arm64"}, platform="linux/arm64")
     for image in (amd64, arm64):
-        await push_image(layout, layout_reference(digest=Digest.parse(image.digest)), image)
+        await push_image(layout, _layout_ref(digest=Digest.parse(image.digest)), image)
     raw = index_bytes([amd64.descriptor(), arm64.descriptor()])
-    await layout.manifest_put(layout_reference("multi"), parse_manifest(raw))
-    await push_image(layout, layout_reference("single"), amd64)
+    await layout.manifest_put(_layout_ref("multi"), parse_manifest(raw))
+    await push_image(layout, _layout_ref("single"), amd64)
 
     assert digest_of(skopeo.inspect_raw(f"oci:{folder}:multi")) == digest_of(raw)
     target = f"docker://{docker_registry.host}/interop/written"
@@ -292,7 +299,7 @@ async def test_layout_target_reads_layouts_that_others_wrote(
 
     for folder, tag in ((built.path, "multi"), (copied, "again")):
         layout = LayoutTarget(folder)
-        ref = layout_reference(tag)
+        ref = _layout_ref(tag)
         top = await layout.manifest_get(ref)
         assert str(top.digest) == index["digest"]
         for child in top.children:
@@ -300,7 +307,7 @@ async def test_layout_target_reads_layouts_that_others_wrote(
             for blob in manifest.blobs:
                 assert Digest.of(await read_all(layout, ref, blob)) == blob.digest
         assert tag in await layout.tag_list(ref)
-    referrers = await LayoutTarget(built.path).referrers(layout_reference("multi"))
+    referrers = await LayoutTarget(built.path).referrers(_layout_ref("multi"))
     assert [(str(d.digest), d.artifact_type) for d in referrers] == [
         (signature["digest"], "application/vnd.example.sig")
     ]
@@ -313,9 +320,9 @@ async def test_an_exported_archive_is_read_by_skopeo_and_imported_back(
 ) -> None:
     layout = LayoutTarget(tmp_path / "source")
     image = build_image({"air": "gapped"}, layers=[random_layer(2 << 20, seed="archive")])
-    subject = await push_image(layout, layout_reference("v1"), image)
+    subject = await push_image(layout, _layout_ref("v1"), image)
     artifact = build_artifact(image.descriptor(), "application/vnd.example.sbom", b"{}")
-    await push_image(layout, layout_reference(digest=Digest.parse(artifact.digest)), artifact)
+    await push_image(layout, _layout_ref(digest=Digest.parse(artifact.digest)), artifact)
 
     tar = tmp_path / "image.tar"
     await export_archive(layout.root, tar)
@@ -325,12 +332,12 @@ async def test_an_exported_archive_is_read_by_skopeo_and_imported_back(
 
     await import_archive(tar, tmp_path / "imported")
     imported = LayoutTarget(tmp_path / "imported")
-    assert (await imported.manifest_get(layout_reference("v1"))).raw == subject.raw
-    referrers = await imported.referrers(layout_reference("v1"))
+    assert (await imported.manifest_get(_layout_ref("v1"))).raw == subject.raw
+    referrers = await imported.referrers(_layout_ref("v1"))
     assert [str(d.digest) for d in referrers] == [artifact.digest]
 
     by_skopeo = tmp_path / "skopeo.tar"  # and an archive skopeo packed imports too
     skopeo.copy(target, f"oci-archive:{by_skopeo}:v2")
     await import_archive(by_skopeo, tmp_path / "from-skopeo")
-    again = await LayoutTarget(tmp_path / "from-skopeo").manifest_get(layout_reference("v2"))
+    again = await LayoutTarget(tmp_path / "from-skopeo").manifest_get(_layout_ref("v2"))
     assert again.raw == image.manifest.data

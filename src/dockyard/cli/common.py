@@ -8,12 +8,11 @@ OCI image layout folder: `ocidir://PATH[:TAG|@DIGEST]` (regctl) or `oci:PATH[:TA
 
 from __future__ import annotations
 
-import hashlib
 import ssl
 import sys
 import tarfile
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
@@ -22,12 +21,7 @@ import typer
 
 from dockyard.cli import loop
 from dockyard.client.hosts import Client
-from dockyard.client.layout import (
-    LAYOUT_REGISTRY,
-    LAYOUT_REPOSITORY,
-    LayoutTarget,
-    parse_layout_reference,
-)
+from dockyard.client.layout import LayoutTarget, parse_layout_reference
 from dockyard.client.registry import RegistryClient
 from dockyard.client.target import Target
 from dockyard.config import ConfigError
@@ -92,14 +86,6 @@ class Place:
         return Place(self.text, reference, self.layout, self.label)
 
     @property
-    def placeholder(self) -> str | None:
-        """How the copy engine's messages name this layout (`registry/repository` of its
-        placeholder reference), to be replaced by `label`; None for a registry."""
-        if self.layout is None:
-            return None
-        return f"{self.reference.registry}/{self.reference.repository}"
-
-    @property
     def shown_prefix(self) -> str:
         return self.label or f"{OCIDIR_SCHEME}{self.layout}"
 
@@ -111,14 +97,12 @@ class Place:
         return str(self.reference)
 
 
-def layout_place(text: str, folder: Path, reference: Reference, label: str | None = None) -> Place:
-    """A place in the layout `folder`. Its reference's repository is unique to the folder, so
-    the copy engine's messages (which name references) can be shown with the folder's path
-    (`Places.shown`) even when two layouts take part in one copy."""
-    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
-    repository = f"{LAYOUT_REPOSITORY}-{key}"
-    unique = Reference(LAYOUT_REGISTRY, repository, reference.tag, reference.digest)
-    return Place(text, unique, folder, label)
+def layout_place(
+    text: str, folder: Path, tag: str | None = None, label: str | None = None
+) -> Place:
+    """A place at `tag` in the layout `folder`, shown as `label` (e.g. `oci-archive:FILE` for a
+    temporary folder) instead of `ocidir://FOLDER` when given."""
+    return Place(text, Reference.layout(str(folder), tag), folder, label)
 
 
 def parse_place(text: str) -> Place:
@@ -126,12 +110,10 @@ def parse_place(text: str) -> Place:
 
     Raises `ValueError` (layouts, digests) or `OciError` (names, tags) saying what is wrong.
     """
-    if text.startswith(OCIDIR_SCHEME):
-        path, ref = parse_layout_reference(OCI_SCHEME + text[len(OCIDIR_SCHEME) :])
-        return layout_place(text, path, ref)
-    if text.startswith(OCI_SCHEME):
+    if text.startswith((OCIDIR_SCHEME, OCI_SCHEME)):
         path, ref = parse_layout_reference(text)
-        return layout_place(text, path, ref)
+        # the path as `Path` spells it (`out`, not `./out`), in messages as in `str(place)`
+        return Place(text, replace(ref, path=str(path)), path)
     return Place(text, Reference.parse(text))
 
 
@@ -175,8 +157,8 @@ class Places:
     def target(self, place: Place) -> Target:
         if place.layout is None:
             return self.registry
-        if place.placeholder is not None:
-            self._labels[place.placeholder] = place.shown_prefix
+        if place.label is not None:
+            self._labels[place.reference.name] = place.label
         key = place.layout.resolve()
         found = self._layouts.get(key)
         if found is None:
@@ -184,10 +166,10 @@ class Places:
         return found
 
     def shown(self, text: str) -> str:
-        """`text` (a message of the copy engine) with every layout's placeholder reference
-        replaced by its path (or label): `ocidir://out:1`, not `oci-layout.invalid/…:1`."""
-        for placeholder, label in self._labels.items():
-            text = text.replace(placeholder, label)
+        """`text` (a message of the copy engine) with each labelled layout's `ocidir://FOLDER`
+        replaced by its label: `oci-archive:FILE:1`, not the temporary folder."""
+        for folder, label in self._labels.items():
+            text = text.replace(folder, label)
         return text
 
     async def close(self) -> None:

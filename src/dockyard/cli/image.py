@@ -26,7 +26,7 @@ from dockyard.cli.common import (
     usage,
 )
 from dockyard.client.archive import export_archive, import_archive
-from dockyard.client.layout import LayoutTarget, layout_reference
+from dockyard.client.layout import LayoutTarget
 from dockyard.client.target import Target
 from dockyard.copy import CopyOptions, CopyResult, copy_image
 from dockyard.copy.progress import Progress, progress_for
@@ -178,7 +178,7 @@ def export(
         with tempfile.TemporaryDirectory(prefix=".dockyard-export-", dir=file.parent) as tmp:
             folder = Path(tmp) / "layout"
             label = f"oci-archive:{file}"  # as skopeo names it; the folder is temporary
-            layout = layout_place(str(file), folder, layout_reference(tag), label)
+            layout = layout_place(str(file), folder, tag, label)
             await _copy(places, src_place, layout, options, output, refs_src, None)
             await export_archive(folder, file)
         _say(output, f"exported {source} to {file} (tag {tag})")
@@ -210,7 +210,7 @@ def import_(
                 raise failed(f"{archive} is not a readable tar archive: {exc}") from None
             tag = await _archive_tag(LayoutTarget(folder), archive, target.reference)
             label = f"oci-archive:{archive}"
-            source = layout_place(str(archive), folder, layout_reference(tag), label)
+            source = layout_place(str(archive), folder, tag, label)
             await _copy(places, source, target, options, output, None, refs_tgt)
         _say(output, f"imported {archive} (tag {tag}) to {target}")
 
@@ -306,7 +306,11 @@ def _import_arguments(first: str, second: str) -> tuple[Path, str]:
 
 async def _archive_tag(layout: LayoutTarget, archive: Path, wanted: Reference) -> str:
     """The tag of the image in the archive: the only image tag, or the one `wanted` names."""
-    tags = [t for t in await layout.tag_list(layout_reference()) if not _DIGEST_TAG.fullmatch(t)]
+    tags = [
+        t
+        for t in await layout.tag_list(Reference.layout(str(layout.root)))
+        if not _DIGEST_TAG.fullmatch(t)
+    ]
     if len(tags) == 1:
         return tags[0]
     if wanted.tag is not None and wanted.tag in tags:

@@ -1,7 +1,8 @@
 """`LayoutTarget`: an OCI image layout folder as a copy `Target` (regclient's `ocidir` scheme).
 
-A layout holds one repository's worth of content, so a `Reference`'s registry and repository
-are ignored: its digest names a blob (`blobs/<alg>/<encoded>`), its tag the `index.json` entry
+A layout holds one repository's worth of content, so only a `Reference`'s tag and digest are
+used (its `ocidir://` path names the folder for people; the target's `root` is what is read):
+its digest names a blob (`blobs/<alg>/<encoded>`), its tag the `index.json` entry
 whose `org.opencontainers.image.ref.name` annotation is that tag, as skopeo, umoci and
 regclient write it (`oci:DIR:TAG`). Manifests are stored as blobs; a tagged one also gets an
 `index.json` entry (replacing the entry the tag had). Referrers live where regclient keeps them:
@@ -37,33 +38,27 @@ from dockyard.oci.errors import (
     SizeInvalid,
 )
 from dockyard.oci.manifest import MAX_MANIFEST_SIZE, Manifest, parse_manifest
-from dockyard.oci.reference import Reference
+from dockyard.oci.reference import OCIDIR_PREFIX, Reference
 from dockyard.oci.referrers import fallback_tag
 
-LAYOUT_REGISTRY = "oci-layout.invalid"
-"""The registry part of the references `layout_reference` makes (`.invalid` never resolves)."""
-LAYOUT_REPOSITORY = "layout"
 WRITE_BUFFER = 4 * 1024 * 1024
 
 
-def layout_reference(tag: str | None = None, digest: Digest | None = None) -> Reference:
-    """A reference to `tag` (or `digest`) of a layout; its registry and repository are
-    placeholders, which `LayoutTarget` ignores."""
-    return Reference(LAYOUT_REGISTRY, LAYOUT_REPOSITORY, tag, digest)
-
-
 def parse_layout_reference(text: str) -> tuple[Path, Reference]:
-    """Split `oci:DIR[:TAG|@DIGEST]` (skopeo's form; `DIR` may not contain ':') into the folder
-    and a `layout_reference`; no tag means `latest`."""
-    rest = text.removeprefix("oci:")
-    if rest == text or not rest:
-        raise ValueError(f"{text!r} is not an OCI layout reference: expected oci:DIR[:TAG]")
-    path, at, digest_text = rest.partition("@")
-    path, colon, tag = path.partition(":")
-    if not path or (colon and not tag):
-        raise ValueError(f"{text!r}: expected oci:DIR[:TAG] or oci:DIR@DIGEST")
-    digest = Digest.parse(digest_text) if at else None
-    return Path(path), layout_reference(tag or None, digest)
+    """Split `oci:DIR[:TAG|@DIGEST]` (skopeo's form) or `ocidir://DIR[:TAG|@DIGEST]` (regctl's;
+    `DIR` may not contain ':') into the folder and its `Reference.layout`; no tag means
+    `latest`. Raises `ValueError` or an `OciError` saying what is wrong."""
+    if text.startswith(OCIDIR_PREFIX):
+        ref = Reference.parse(text)
+    else:
+        rest = text.removeprefix("oci:")
+        if rest == text or not rest:
+            raise ValueError(f"{text!r} is not an OCI layout reference: expected oci:DIR[:TAG]")
+        try:
+            ref = Reference.parse(OCIDIR_PREFIX + rest)
+        except OciError as exc:
+            raise ValueError(f"{text!r}: expected oci:DIR[:TAG] or oci:DIR@DIGEST") from exc
+    return Path(ref.path or ""), ref
 
 
 class LayoutTarget:

@@ -66,7 +66,12 @@ class RegistryClient:
         self.referrers_store = Referrers(self)
 
     def transport(self, ref: Reference | str) -> Transport:
-        return self.client.transport(ref.registry if isinstance(ref, Reference) else ref)
+        """The transport for `ref`'s registry; `NameInvalid` for a layout (`ocidir://`)
+        reference, which names a folder, not a host to resolve."""
+        if isinstance(ref, Reference):
+            ref.require_registry()
+            return self.client.transport(ref.registry)
+        return self.client.transport(ref)
 
     async def ping(self, registry: str) -> None:
         """Check that `registry` speaks the distribution API and accepts our credentials

@@ -62,4 +62,4 @@ class Target(Protocol):
 
 def same_place(a: Reference, b: Reference) -> bool:
     """Whether two references are in the same place, so blobs can be mounted across them."""
-    return a.registry == b.registry
+    return (a.scheme, a.registry, a.path) == (b.scheme, b.registry, b.path)

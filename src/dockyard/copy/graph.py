@@ -4,7 +4,7 @@ from and written to, what the target already has, and the order to write them in
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from dockyard.client.target import Target, same_place
@@ -16,8 +16,8 @@ from dockyard.oci.reference import Reference
 
 
 def pinned(ref: Reference, digest: Digest) -> Reference:
-    """`ref`'s repository at `digest`, without a tag (so a push never moves a tag)."""
-    return Reference(ref.registry, ref.repository, None, digest)
+    """`ref`'s repository (or layout) at `digest`, without a tag (so a push never moves a tag)."""
+    return replace(ref, tag=None, digest=digest)
 
 
 def external_layers(manifest: Manifest) -> set[Digest]:

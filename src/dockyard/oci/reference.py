@@ -1,8 +1,10 @@
-"""Image references `[registry/][namespace/]repo[:tag][@digest]`, normalized as Docker does.
+"""Image references `[registry/][namespace/]repo[:tag][@digest]`, normalized as Docker does,
+or `ocidir://PATH[:TAG][@DIGEST]` for an OCI image layout folder (regclient's schemes).
 
 No registry means Docker Hub (`docker.io`), where a one-part name lives under `library/`; no tag
 and no digest means the tag `latest`. A `Reference` is always valid and normalized, so
-`Reference.parse(str(ref)) == ref` holds for every value.
+`Reference.parse(str(ref)) == ref` holds for every value. A layout's path is only text here
+(this package does no I/O); it may not contain ':' or '@', as in skopeo's `oci:DIR:TAG`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import DigestInvalid, NameInvalid, OciError, TagInvalid
@@ -21,6 +24,9 @@ DOCKER_HUB_ALIASES = frozenset({DOCKER_HUB, "index.docker.io", DOCKER_HUB_API})
 OFFICIAL_NAMESPACE = "library"
 DEFAULT_TAG = "latest"
 MAX_TAG_LENGTH = 128
+REGISTRY: Literal["registry"] = "registry"
+OCIDIR: Literal["ocidir"] = "ocidir"
+OCIDIR_PREFIX = "ocidir://"
 
 # Host grammar of distribution/reference: dot-separated labels of letters, digits and inner '-'
 # (applied to the lowercased host), or a bracketed IPv6 address.
@@ -34,35 +40,55 @@ _IMAGE_ID = re.compile(r"[a-f0-9]{64}")
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    """An image reference: where (`registry`, `repository`) and which (`tag` and/or `digest`).
+    """An image reference: where (`registry`, `repository`, or with the `ocidir` scheme the
+    layout folder `path`) and which (`tag` and/or `digest`).
 
     Construction validates and normalizes every part (Docker Hub aliases become `docker.io`,
     one-part Docker Hub names gain `library/`, a reference without tag or digest gets `latest`)
-    and raises `NameInvalid`, `TagInvalid` or `DigestInvalid` saying what is wrong.
+    and raises `NameInvalid`, `TagInvalid` or `DigestInvalid` saying what is wrong. A layout
+    reference (made by `Reference.layout`) has an empty registry and repository.
     """
 
     registry: str
     repository: str
     tag: str | None = None
     digest: Digest | None = None
+    scheme: Literal["registry", "ocidir"] = REGISTRY
+    path: str | None = None
 
     def __post_init__(self) -> None:
-        registry = _normalize_registry(self.registry)
-        object.__setattr__(self, "registry", registry)
-        object.__setattr__(self, "repository", _normalize_repository(registry, self.repository))
+        if self.scheme == OCIDIR:
+            _check_layout(self.registry, self.repository, self.path)
+        elif self.scheme != REGISTRY:
+            raise NameInvalid(f"unknown reference scheme {self.scheme!r}")
+        else:
+            if self.path is not None:
+                raise NameInvalid("a registry reference has no path (only an ocidir one does)")
+            registry = _normalize_registry(self.registry)
+            object.__setattr__(self, "registry", registry)
+            object.__setattr__(self, "repository", _normalize_repository(registry, self.repository))
         if self.tag is not None:
             _check_tag(self.tag)
         elif self.digest is None:
             object.__setattr__(self, "tag", DEFAULT_TAG)
 
     @classmethod
+    def layout(cls, path: str, tag: str | None = None, digest: Digest | None = None) -> Reference:
+        """A reference to `tag` (or `digest`) in the OCI image layout folder `path`."""
+        return cls("", "", tag, digest, OCIDIR, path)
+
+    @classmethod
     def parse(cls, text: str) -> Reference:
-        """Parse `[registry/][namespace/]repo[:tag][@digest]`.
+        """Parse `[registry/][namespace/]repo[:tag][@digest]` or `ocidir://PATH[:TAG][@DIGEST]`.
 
         Raises `NameInvalid`, `TagInvalid` or `DigestInvalid` (by the part that is wrong) with a
         message that quotes `text` and says what is wrong.
         """
         try:
+            if text.startswith(OCIDIR_PREFIX):
+                path, tag, digest_text = _split_layout(text[len(OCIDIR_PREFIX) :])
+                digest = Digest.parse(digest_text) if digest_text is not None else None
+                return cls.layout(path, tag, digest)
             name, tag, digest_text = _split(text)
             digest = Digest.parse(digest_text) if digest_text is not None else None
             registry, repository = _split_registry(name)
@@ -79,16 +105,34 @@ class Reference:
         return replace(self, digest=digest if isinstance(digest, Digest) else Digest.parse(digest))
 
     def with_registry(self, registry: str) -> Reference:
-        """A copy on another registry, same repository, tag and digest."""
+        """A copy on another registry, same repository, tag and digest (registry scheme only)."""
+        self.require_registry()
         return replace(self, registry=registry)
 
     def with_repository(self, repository: str) -> Reference:
-        """A copy naming another repository on the same registry, same tag and digest."""
+        """A copy naming another repository on the same registry, same tag and digest
+        (registry scheme only)."""
+        self.require_registry()
         return replace(self, repository=repository)
 
     @property
+    def is_layout(self) -> bool:
+        """Whether this names content of an OCI image layout folder (`ocidir://`)."""
+        return self.scheme == OCIDIR
+
+    def require_registry(self) -> None:
+        """Raise `NameInvalid` if this is a layout reference, which no registry serves."""
+        if self.scheme != REGISTRY:
+            raise NameInvalid(
+                f"{self} names an OCI layout folder, not a registry: "
+                "only a layout target can read or write it"
+            )
+
+    @property
     def name(self) -> str:
-        """`registry/repository`, without tag or digest."""
+        """`registry/repository` (`ocidir://PATH` for a layout), without tag or digest."""
+        if self.scheme == OCIDIR:
+            return f"{OCIDIR_PREFIX}{self.path}"
         return f"{self.registry}/{self.repository}"
 
     @property
@@ -100,7 +144,9 @@ class Reference:
 
     @property
     def registry_host(self) -> str:
-        """The host (and port) that serves the registry API: Docker Hub's is another host."""
+        """The host (and port) that serves the registry API: Docker Hub's is another host.
+        Raises `NameInvalid` for a layout reference."""
+        self.require_registry()
         return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
 
     def common_name(self) -> str:
@@ -108,7 +154,8 @@ class Reference:
         return self.name + self._suffix()
 
     def familiar_name(self) -> str:
-        """The name as Docker shows it: `nginx`, `jwilder/nginx-proxy`, `ghcr.io/user/app`."""
+        """The name as Docker shows it: `nginx`, `jwilder/nginx-proxy`, `ghcr.io/user/app`
+        (a layout's is its full `ocidir://PATH`)."""
         if self.registry != DOCKER_HUB:
             return self.name
         namespace, _, rest = self.repository.partition("/")
@@ -155,6 +202,30 @@ def _split(text: str) -> tuple[str, str | None, str | None]:
     if not name:
         raise NameInvalid("repository name is missing")
     return name, tag, digest_text if at else None
+
+
+def _split_layout(rest: str) -> tuple[str, str | None, str | None]:
+    """Cut the text after `ocidir://` into path, tag and digest text (the path has no ':')."""
+    path, at, digest_text = rest.partition("@")
+    if at and not digest_text:
+        raise DigestInvalid("digest after '@' is empty")
+    path, colon, tag = path.partition(":")
+    if colon and not tag:
+        raise TagInvalid("tag after ':' is empty")
+    if not path:
+        raise NameInvalid("the layout folder's path is missing: expected ocidir://PATH[:TAG]")
+    return path, tag if colon else None, digest_text if at else None
+
+
+def _check_layout(registry: str, repository: str, path: str | None) -> None:
+    if registry or repository:
+        raise NameInvalid("a layout reference has no registry or repository, only a path")
+    if not path:
+        raise NameInvalid("the layout folder's path is missing: expected ocidir://PATH[:TAG]")
+    if ":" in path or "@" in path:
+        raise NameInvalid(
+            f"layout path {path!r} must not contain ':' or '@' (they separate the tag and digest)"
+        )
 
 
 def _split_registry(name: str) -> tuple[str, str]:

@@ -22,7 +22,6 @@ from typer.testing import CliRunner, Result
 from dockyard.cli.common import parse_place
 from dockyard.cli.main import app
 from dockyard.client import hosts
-from dockyard.client.layout import LAYOUT_REGISTRY
 from dockyard.client.registry import RegistryClient
 from dockyard.client.retry import RetryPolicy
 from dockyard.client.settings import CONFIG_FILE, ClientConfig, TLSMode
@@ -103,13 +102,15 @@ def test_layout_references_with_both_schemes(tmp_path: Path) -> None:
         place = parse_place(text)
         assert place.layout == tmp_path / "out"
         assert place.reference.tag == "v1"
-        assert place.reference.registry == LAYOUT_REGISTRY
+        assert place.reference == Reference.layout(f"{tmp_path}/out", "v1")
+        assert str(place.reference) == f"ocidir://{tmp_path}/out:v1"
     relative = parse_place("ocidir://layouts/app")
     assert relative.layout == Path("layouts/app")
     assert relative.reference.tag == "latest"
     pinned = parse_place(f"ocidir://app@sha256:{HEX}")
     assert pinned.reference.digest == Digest.parse(f"sha256:{HEX}")
     assert str(pinned) == f"ocidir://app@sha256:{HEX}"
+    assert str(parse_place("ocidir://./app:1").reference) == "ocidir://app:1"
 
 
 @pytest.mark.parametrize("text", ["ocidir://", "oci:", "ocidir://dir:", "oci:dir@sha256:short"])

@@ -10,13 +10,19 @@ from pathlib import Path
 import pytest
 
 from dockyard.client.archive import ArchiveInvalid, export_archive, import_archive
-from dockyard.client.layout import LayoutTarget, layout_reference
+from dockyard.client.layout import LayoutTarget
 from dockyard.client.layoutfs import LayoutInvalid
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import DigestInvalid, SizeInvalid
 from dockyard.oci.manifest import parse_manifest
+from dockyard.oci.reference import Reference
 from support.ocilayout import build_artifact, build_image, random_layer
+
+
+def _layout_ref(tag: str | None = None, digest: Digest | None = None) -> Reference:
+    """A reference into a layout: `LayoutTarget` reads only its tag and digest."""
+    return Reference.layout("layout", tag, digest)
 
 
 async def make_layout(root: Path) -> LayoutTarget:
@@ -25,8 +31,8 @@ async def make_layout(root: Path) -> LayoutTarget:
     image = build_image({"a": "b"}, layers=[random_layer(5 << 20, seed="archive")])
     artifact = build_artifact(image.descriptor(), "application/vnd.example.sig", b"sig")
     for built, ref in (
-        (image, layout_reference("v1")),
-        (artifact, layout_reference(digest=Digest.parse(artifact.digest))),
+        (image, _layout_ref("v1")),
+        (artifact, _layout_ref(digest=Digest.parse(artifact.digest))),
     ):
         for blob in built.blobs():
             await layout.blob_put(ref, Descriptor.from_json(blob.descriptor()), blob.data)
@@ -75,8 +81,8 @@ async def test_an_archive_round_trip_keeps_every_byte(tmp_path: Path) -> None:
     await import_archive(tar, tmp_path / "imported")
     assert files(tmp_path / "imported") == files(source.root)
     imported = LayoutTarget(tmp_path / "imported")
-    assert await imported.tag_list(layout_reference()) == await source.tag_list(layout_reference())
-    assert len(await imported.referrers(layout_reference("v1"))) == 1
+    assert await imported.tag_list(_layout_ref()) == await source.tag_list(_layout_ref())
+    assert len(await imported.referrers(_layout_ref("v1"))) == 1
 
 
 async def test_a_compressed_archive_imports_into_an_empty_folder(tmp_path: Path) -> None:

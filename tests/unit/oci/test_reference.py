@@ -296,3 +296,78 @@ def test_parse_raises_only_its_documented_errors(text: str) -> None:
         assert Reference.parse(ref.familiar()) == ref
         return
     assert message.startswith(f"invalid reference {text!r}: ")
+
+
+# --- layout (ocidir) references ----------------------------------------------------------------
+
+
+def test_layout_references_print_and_parse_with_their_scheme() -> None:
+    ref = Reference.layout("/data/out", "v1")
+    assert (ref.scheme, ref.path, ref.registry, ref.repository) == ("ocidir", "/data/out", "", "")
+    assert str(ref) == "ocidir:///data/out:v1" == ref.familiar()
+    assert ref.name == "ocidir:///data/out"
+    assert Reference.parse("ocidir:///data/out:v1") == ref
+    assert Reference.layout("rel/dir").tag == "latest"
+    pinned = Reference.parse(f"ocidir://rel/dir@{SHA256}")
+    assert (pinned.path, pinned.tag, str(pinned.digest)) == ("rel/dir", None, SHA256)
+    assert str(pinned) == f"ocidir://rel/dir@{SHA256}"
+
+
+def test_layout_setters_keep_the_scheme_and_path() -> None:
+    ref = Reference.layout("out", "v1")
+    assert ref.with_tag("v2") == Reference.layout("out", "v2")
+    assert ref.with_digest(SHA256) == Reference.layout("out", "v1", Digest.parse(SHA256))
+    for wrong in (lambda: ref.with_registry("localhost:5000"), lambda: ref.with_repository("x")):
+        with pytest.raises(NameInvalid, match="OCI layout folder"):
+            wrong()
+
+
+def test_layout_and_registry_references_never_compare_equal() -> None:
+    layouts = {Reference.layout("a", "1"), Reference.layout("a", "1"), Reference.layout("b", "1")}
+    assert len(layouts) == 2
+    assert Reference.layout("a", "1") != Reference("localhost", "a", "1")
+    assert Reference.parse("ocidir://a:1") not in {Reference.parse("localhost/a:1")}
+
+
+def test_registry_only_parts_refuse_a_layout_reference() -> None:
+    with pytest.raises(NameInvalid, match="ocidir://out:1 names an OCI layout folder"):
+        _ = Reference.layout("out", "1").registry_host
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("ocidir://", NameInvalid),
+        ("ocidir://:v1", NameInvalid),
+        ("ocidir://dir:", TagInvalid),
+        ("ocidir://dir@", DigestInvalid),
+        ("ocidir://dir@sha256:short", DigestInvalid),
+        ("ocidir://dir:Bad/Tag", TagInvalid),
+    ],
+)
+def test_invalid_layout_references_say_what_is_wrong(text: str, error: type[OciError]) -> None:
+    with pytest.raises(error, match=f"invalid reference {text!r}"):
+        Reference.parse(text)
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [("x.io", "", "out"), ("", "repo", "out"), ("", "", ""), ("", "", "a:b"), ("", "", "a@b")],
+)
+def test_a_layout_reference_is_a_path_only(parts: tuple[str, str, str]) -> None:
+    registry, repository, path = parts
+    with pytest.raises(NameInvalid):
+        Reference(registry, repository, "v1", None, "ocidir", path)
+    with pytest.raises(NameInvalid, match="no path"):
+        Reference("localhost", "repo", path="out")
+
+
+_paths = st.from_regex(r"[a-zA-Z0-9._/ -]{1,20}", fullmatch=True)
+
+
+@given(_paths, st.none() | tags, st.none() | digests)
+def test_layout_references_round_trip(path: str, tag: str | None, digest: Digest | None) -> None:
+    ref = Reference.layout(path, tag, digest)
+    assert Reference.parse(str(ref)) == ref
+    assert hash(Reference.parse(str(ref))) == hash(ref)
+    assert Reference.parse(str(ref.with_tag("x"))).path == path
