@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from unit.copy.test_sync_config import SEED_YAML
+from unit.sync.test_sync_config import SEED_YAML
 
 from dockyard.client.hosts import Client
 from dockyard.client.registry import RegistryClient
