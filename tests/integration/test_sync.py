@@ -27,7 +27,6 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from unit.sync.test_sync_config import SEED_YAML
 
 from dockyard.client.hosts import Client
 from dockyard.client.registry import RegistryClient
@@ -50,6 +49,7 @@ from support.ocilayout import (
     random_layer,
 )
 from support.peers import DockerRegistry, DockerRegistryFactory, DockyardServer, Skopeo, run
+from unit.sync.test_sync_config import SEED_YAML
 
 pytestmark = pytest.mark.peers
 
