@@ -60,7 +60,7 @@ def show(data: Json | list[Json], fmt: str, columns: Sequence[str], title: str =
     rows = data if isinstance(data, list) else [data]
     table = Table(title=title or None, show_lines=False)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # wrapped, never cut short with "…"
     for row in rows:
         table.add_row(*(cell(row.get(column)) for column in columns))
     Console(width=int(os.environ.get("COLUMNS", "160"))).print(table)
