@@ -162,12 +162,14 @@ class Uploads:
         older than its row's size). A file that fails is moved to quarantine and replaced.
         """
         db, blobs = self.store.db, self.store.blobs
-        await blobs.place_upload(upload, digest)
+        placed = await blobs.place_upload(upload, digest)  # False: a file was there already
         async with db.write() as conn:
             # under the digest's lock: garbage collection deletes a blob's bytes inside the
             # transaction that deletes its row, and a concurrent push repairs the same file
             recorded = await content.lock_blob(db, conn, str(digest))
-            replaced = await blobs.ensure(upload, digest, size, verify=recorded != size)
+            # hashed again only when it was there before this push and no row vouches for it
+            verify = not placed and recorded != size
+            replaced = await blobs.ensure(upload, digest, size, verify=verify)
             if replaced is not None:
                 log.warning(
                     "blob %s: the stored file did not hold the blob; moved it to %s and "

@@ -16,6 +16,7 @@ import pytest
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import BlobUploadUnknown, RangeInvalid
 from dockyard.registry.gc import expire_uploads
+from dockyard.storage.blobs import BlobStore
 from dockyard.storage.paths import UploadRef
 from support.inprocess import InProcess, running_app
 
@@ -250,3 +251,21 @@ async def test_open_sessions_are_capped_per_repository_and_per_account(tmp_path:
         sessions = tmp_path / "data" / "storage" / "uploads"
         await asyncio.to_thread(shutil.rmtree, next(sessions.glob("*/*")))
         assert (await start("cap/four"))[0] == 202
+
+
+async def test_a_new_blob_is_not_read_back_after_its_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upload's running hash verified it; only a file that was there before is re-hashed."""
+    read_back: list[Digest] = []
+    digest_of = BlobStore.digest_of
+
+    async def counting(self: BlobStore, digest: Digest) -> Digest:
+        read_back.append(digest)
+        return await digest_of(self, digest)
+
+    monkeypatch.setattr(BlobStore, "digest_of", counting)
+    async with running_app(tmp_path / "data") as app:
+        await app.push_blob("fresh/app", os.urandom(64 * 1024))
+        await app.push_blob("fresh/other", b"another new blob")
+    assert read_back == []
