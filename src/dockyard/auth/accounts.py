@@ -8,7 +8,7 @@ import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,6 +25,7 @@ from dockyard.oci.names import validate_name
 from dockyard.storage.generation import Generation
 
 ADMIN = "admin"
+_Verdict = TypeVar("_Verdict", Subject | None, bool)
 
 
 class AccountError(ValueError):
@@ -134,10 +135,11 @@ class Accounts:
                 self.throttle.admit(name, address, time.time())  # or LoginThrottled
             async with self.db.read() as conn:
                 confirmed = (await _user(conn, name)).password_hash
-            if not await secrets.verify_password(confirmed, current, self._argon2):
-                raise WrongPassword(f"that is not the current password of {name!r}")
+            verify = secrets.verify_password(confirmed, current, self._argon2)
             if self.throttle is not None and address is not None:
-                self.throttle.succeeded(name, address, time.time())
+                verify = self._throttled(verify, name, address)
+            if not await verify:
+                raise WrongPassword(f"that is not the current password of {name!r}")
         hashed = await self._hash(password)
         async with self.db.write() as conn:
             user = await _user(conn, name)
@@ -273,14 +275,15 @@ class Accounts:
     ) -> Subject | None:
         """The subject for Basic credentials (a password or an access token), None if wrong.
 
-        Credentials sent from `address` pass the throttle first, which raises
-        `LoginThrottled` after too many failures (cached ones included); those not cached
-        take a token from it.
+        Passwords sent from `address` pass the throttle first, which raises `LoginThrottled`
+        after too many failures (cached ones included); those not cached take a token from it.
+        Access tokens are not throttled: they cannot be guessed and cost a hash lookup, not
+        argon2, and counting them would let a stale token (or a stranger behind the same
+        address) lock out every other token's client there.
         """
-        # an access token cannot be guessed: only its address is throttled
-        guessed = None if secrets.is_token(secret) else username
-        if self.throttle is not None and address is not None:
-            self.throttle.check(guessed, address, time.time())  # or LoginThrottled
+        throttle = None if secrets.is_token(secret) or address is None else self.throttle
+        if throttle is not None and address is not None:
+            throttle.check(username, address, time.time())  # or LoginThrottled
         key = hashlib.sha256(f"{username}\0{secret}".encode()).hexdigest()
         now = time.monotonic()
         cached = self._cached(key, now)
@@ -289,9 +292,9 @@ class Accounts:
         # concurrent requests with the same credentials share one check (and one guess)
         pending = self._inflight.get(key)
         if pending is None:
-            if self.throttle is not None and address is not None:
-                self.throttle.admit(guessed, address, time.time())  # or LoginThrottled
-                check = self._throttled(self._check(username, secret), guessed, address)
+            if throttle is not None and address is not None:
+                throttle.admit(username, address, time.time())  # or LoginThrottled
+                check = self._throttled(self._check(username, secret), username, address)
             else:
                 check = self._check(username, secret)
             pending = asyncio.ensure_future(self._stamped(check))
@@ -309,15 +312,16 @@ class Accounts:
         return await check, stamp
 
     async def _throttled(
-        self, check: Coroutine[Any, Any, Subject | None], username: str | None, address: str
-    ) -> Subject | None:
-        """Run `check` in `address`'s turn; a success gives the throttle's tokens back."""
+        self, check: Coroutine[Any, Any, _Verdict], username: str | None, address: str
+    ) -> _Verdict:
+        """Run `check` (a sign-in's, or a password's) in `address`'s turn; a success (a
+        subject, or True) gives the throttle's tokens back."""
         assert self.throttle is not None
         async with self.throttle.turn(address):
-            subject = await check
-        if subject is not None:
+            verdict = await check
+        if verdict:
             self.throttle.succeeded(username, address, time.time())
-        return subject
+        return verdict
 
     async def _check(self, username: str, secret: str) -> Subject | None:
         if secrets.is_token(secret):

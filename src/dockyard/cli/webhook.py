@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import base64
-import secrets
 from typing import Annotated
 
 import typer
@@ -12,6 +10,7 @@ import typer
 from dockyard.cli.common import failed, read_stdin_secret, usage
 from dockyard.cli.manage import FormatOption, ServerOption, call, show
 from dockyard.client.manage import Json, ManageClient
+from dockyard.hub import payloads
 
 app = typer.Typer(
     help="Webhooks: a URL called on every tag pushed or moved in a repository.",
@@ -28,7 +27,6 @@ DELIVERY_COLUMNS = (
     "delivered_at",
     "error",
 )
-STANDARD_PREFIX = "whsec_"
 
 Repository = Annotated[str, typer.Argument(help="the repository: NAMESPACE/NAME")]
 WebhookRef = Annotated[str, typer.Argument(help="the webhook: its id or its name")]
@@ -53,8 +51,16 @@ def _secret(secret_stdin: bool, generate: bool) -> str | None:
     if secret_stdin and generate:
         usage("give --secret-stdin or --generate-secret, not both")
     if generate:
-        return STANDARD_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
-    return read_stdin_secret() if secret_stdin else None
+        return payloads.new_standard_secret()
+    if not secret_stdin:
+        return None
+    secret = read_stdin_secret()
+    if not secret:  # an empty pipe must not turn signing off unnoticed
+        usage(
+            "--secret-stdin read an empty secret; to sign nothing, leave it out "
+            "(or, on edit, give --no-secret)"
+        )
+    return secret
 
 
 async def _webhook_id(client: ManageClient, repository: str, ref: str) -> int:

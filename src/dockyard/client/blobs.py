@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from dockyard.client.retry import CONNECTION_ERRORS
+from dockyard.client.retry import CONNECTION_ERRORS, is_retryable_error
 from dockyard.client.transport import Transport
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.errors import DigestInvalid, SizeInvalid
@@ -68,6 +68,8 @@ async def download(
                 )
             return
         except CONNECTION_ERRORS as exc:
+            if not is_retryable_error(exc):
+                raise
             failures += 1
             if failures >= transport.retry.attempts:
                 raise ConnectionError(

@@ -48,8 +48,9 @@ def is_retryable_status(status: int) -> bool:
 def is_retryable_error(exc: BaseException) -> bool:
     """Whether a request that got no answer because of `exc` may succeed if sent again: a
     connection refused, reset or dropped, a body cut short, a timeout; never a TLS failure
-    (a certificate the peer does not pass will not pass on the next try)."""
-    if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError):
+    (a certificate, or a pinned fingerprint, the peer does not pass will not pass on the next
+    try)."""
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch | ssl.SSLError):
         return False
     return isinstance(exc, CONNECTION_ERRORS)
 

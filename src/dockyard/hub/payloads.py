@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import secrets
 from typing import Any
 
 from dockyard.metadata.events import EventRow
@@ -97,6 +98,11 @@ def standard_key(secret: str) -> bytes:
     other secret (such as every secret made before), its text as UTF-8."""
     decoded = decode_standard_secret(secret)
     return decoded if decoded is not None else secret.encode()
+
+
+def new_standard_secret() -> str:
+    """A fresh `whsec_` secret: 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def decode_standard_secret(secret: str) -> bytes | None:

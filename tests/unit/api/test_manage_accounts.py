@@ -387,3 +387,19 @@ async def test_wrong_current_passwords_are_throttled_like_sign_ins(app: InProces
     statuses = [(await call(app, "PATCH", path, login(OWNER), json=change))[0] for _ in range(7)]
     assert statuses[0] == 403
     assert statuses[-1] == 429
+
+
+async def test_wrong_access_tokens_never_lock_out_the_valid_ones_of_their_address(
+    app: InProcess,
+) -> None:
+    """Tokens cannot be guessed: a stale one retried from an address (a CI fleet behind one
+    NAT, every client behind a proxy) must not throttle the other tokens used from there."""
+    accounts = app.state.accounts
+    assert accounts.throttle is not None
+    valid = await accounts.create_token("ci", Scope.READ, user=OWNER)
+    stale = secrets.new_token()
+    for _ in range(40):
+        assert await accounts.authenticate(OWNER, stale, "192.0.2.7") is None
+    subject = await accounts.authenticate(OWNER, valid, "192.0.2.7")
+    assert subject is not None
+    assert subject.name == OWNER
