@@ -34,14 +34,17 @@ async def test_requests_past_the_burst_get_429_with_retry_after(tmp_path: Path) 
 
 
 async def test_workers_sharing_the_table_admit_the_burst_once(tmp_path: Path) -> None:
-    """Two middlewares on one table stand for two workers: a worker leases a few tokens at a
-    time, so together they admit at most the burst, and at most a lease fewer."""
+    """Two middlewares, each with its own mapping of the same file, stand for two workers: a
+    worker leases a few tokens at a time, so together they admit at most the burst, and at
+    most a lease fewer."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await Response(b"ok")(scope, receive, send)
 
-    table = SharedTable(tmp_path / "rate-limit")
-    workers = [RateLimit(app, rate=0.001, burst=64, table=table) for _ in range(2)]
+    workers = [
+        RateLimit(app, rate=0.001, burst=64, table=SharedTable(tmp_path / "rate-limit"))
+        for _ in range(2)
+    ]
     statuses = []
     for i in range(200):
         sent: list[Message] = []

@@ -14,9 +14,12 @@ def client_address(scope: Scope) -> str:
     shares the proxy's address.
     """
     client = scope.get("client")
-    if not client:
-        return "-"
-    host = str(client[0])
+    return client_of(str(client[0])) if client else "-"
+
+
+def client_of(host: str) -> str:
+    """Whom a peer address counts as: an IPv4 address (an IPv4-mapped one too) as it is, an
+    IPv6 address as its /64; text that is no address, unchanged."""
     if ":" not in host:
         return host
     try:

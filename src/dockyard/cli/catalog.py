@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from dockyard.cli.common import fail, read_stdin_secret
+from dockyard.cli.common import fail, is_plain_http, read_stdin_secret
 from dockyard.cli.manage import FormatOption, ServerOption, call, cell, show
 from dockyard.client.manage import ApiError, Json, ManageClient
 
@@ -79,7 +79,7 @@ def _check_source(server: str | None, name: str, check: bool) -> None:
 
     entry = call(server, refresh)
     if isinstance(entry, str):
-        fix = "--tls disabled" if "WRONG_VERSION_NUMBER" in entry else "--source … --tls …"
+        fix = "--tls disabled" if is_plain_http(entry) else "--source … --tls …"
         typer.echo(
             f"warning: {name}: the source does not answer: {entry}. Fix the entry with "
             f"`dockyard catalog edit {name} {fix}` (or its credentials); {later}",

@@ -38,6 +38,12 @@ OCI_SCHEME = "oci:"
 # what OpenSSL says when the answer to a ClientHello is plain HTTP (the reason varies by version)
 _PLAIN_HTTP_SIGNS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
 
+
+def is_plain_http(reason: str) -> bool:
+    """Whether a TLS failure's text says the other end answered in plain HTTP."""
+    return any(sign in reason for sign in _PLAIN_HTTP_SIGNS)
+
+
 T = TypeVar("T")
 
 PlatformOption = Annotated[
@@ -245,7 +251,7 @@ def _tls_hint(exc: BaseException) -> str | None:
             pending += [failure.error for failure in cause.failures]
         if isinstance(cause, aiohttp.ClientConnectorError) and isinstance(cause, ssl.SSLError):
             reason = str(cause).upper()
-            if any(sign in reason for sign in _PLAIN_HTTP_SIGNS):
+            if is_plain_http(reason):
                 host = cause.host if cause.port in (443, None) else f"{cause.host}:{cause.port}"
                 return (
                     f"{host} answers in plain HTTP, not HTTPS: run "

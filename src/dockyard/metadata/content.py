@@ -12,18 +12,10 @@ from dockyard.metadata.tables import blobs, manifest_references, repositories, r
 
 
 async def link_blob(
-    db: Database,
-    conn: AsyncConnection,
-    repository_id: int,
-    digest: str,
-    size: int,
-    *,
-    locked: bool = False,
+    db: Database, conn: AsyncConnection, repository_id: int, digest: str, size: int
 ) -> None:
-    """Record that a blob exists and is visible in a repository (under the digest's lock,
-    which `locked` says this transaction holds already)."""
-    if not locked:
-        await db.lock(conn, f"blob:{digest}")
+    """Record that a blob exists and is visible in a repository; the caller holds the digest's
+    lock (`lock_blob`), under which it checked the blob's file."""
     now = time.time()
     await conn.execute(
         db.upsert(blobs, [blobs.c.digest], last_linked_at=now).values(

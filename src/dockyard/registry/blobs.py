@@ -54,11 +54,11 @@ class Blobs:
             return False
         db = self.store.db
         async with db.write() as conn:
-            await db.lock(conn, f"blob:{digest}")
+            await content.lock_blob(db, conn, str(digest))
             size = await content.linked_size(conn, source.id, str(digest))
             if size is None or not await self.store.blobs.holds(digest, size):
                 return False
-            await content.link_blob(db, conn, target.id, str(digest), size, locked=True)
+            await content.link_blob(db, conn, target.id, str(digest), size)
         return True
 
     async def delete(self, repository: RepositoryRow, digest: Digest) -> None:

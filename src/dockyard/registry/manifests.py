@@ -255,9 +255,10 @@ def _parse(
 async def _tag(
     conn: AsyncConnection, repository: RepositoryRow, tag: str, manifest: Manifest, pusher: str
 ) -> None:
-    """Point `tag` at `manifest` and record the push when it moved (immutable tags refuse)."""
+    """Point `tag` at `manifest` and record the push when it moved (immutable tags refuse:
+    the caller's transaction, which raising rolls back, holds the repository's lock)."""
     digest = str(manifest.digest)
-    previous = await repositories.tag_digest(conn, repository.id, tag)
+    previous = await repositories.set_tag(conn, repository.id, tag, digest)
     if previous == digest:
         return
     if previous is not None and repository.immutable_tags:
@@ -265,7 +266,6 @@ async def _tag(
             f"tag {tag!r} already exists and repository {repository.name!r} has "
             "immutable tags enabled: push a new tag instead",
         )
-    await repositories.set_tag(conn, repository.id, tag, digest)
     await events.record_push(
         conn, repository.id, tag, previous, digest, manifest.media_type, pusher
     )

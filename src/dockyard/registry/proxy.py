@@ -320,7 +320,7 @@ class PullThrough:
                 return False
             if not await self.store.blobs.holds(digest, size):
                 return False  # fetched again: the upload replaces the file (see Uploads)
-            await content.link_blob(db, conn, repository.id, str(digest), size, locked=True)
+            await content.link_blob(db, conn, repository.id, str(digest), size)
         return True
 
     # --- shared ----------------------------------------------------------------------------

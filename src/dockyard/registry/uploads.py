@@ -177,7 +177,7 @@ class Uploads:
                     digest,
                     replaced,
                 )
-            await content.link_blob(db, conn, repository.id, str(digest), size, locked=True)
+            await content.link_blob(db, conn, repository.id, str(digest), size)
 
     async def cancel(self, repository: RepositoryRow, upload_id: str) -> None:
         upload = self._ref(repository, upload_id)

@@ -63,7 +63,10 @@ class BlobStore:
         else moved to quarantine and replaced. Returns the quarantine key when it moved one.
         """
         moved = None
-        if await self.size(digest) is not None and not await self.holds(digest, size, verify):
+        stored = await self.size(digest)
+        if stored is not None and (
+            stored != size or (verify and await self.digest_of(digest) != digest)
+        ):
             moved = await self.quarantine(digest)
         await self.place_upload(upload, digest)
         return moved

@@ -3,8 +3,12 @@ bounded body."""
 
 from __future__ import annotations
 
-from fastapi.routing import APIRoute
+import re
 
+from fastapi.routing import APIRoute
+from starlette.datastructures import State
+
+from dockyard.api.manage import create_manage_api
 from dockyard.api.manage.access import requires_sign_in
 from dockyard.api.manage.app import ROUTERS
 from dockyard.api.manage.routing import GuardedRoute
@@ -15,8 +19,21 @@ def test_every_operation_is_a_guarded_route() -> None:
     assert operations
     for route in operations:
         assert isinstance(route, GuardedRoute), route
-        if route.body_field is not None:
-            assert 413 in route.responses, route.path
+
+
+def test_the_openapi_document_lists_413_for_every_operation_that_reads_a_body() -> None:
+    paths = create_manage_api(State()).openapi()["paths"]
+    reading = [
+        (route.path, method.lower())
+        for router in ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute) and route.body_field is not None
+        for method in route.methods
+    ]
+    assert reading
+    for path, method in reading:
+        documented = re.sub(r"\{(\w+):\w+\}", r"{\1}", path)  # {name:repository} → {name}
+        assert "413" in paths[documented][method]["responses"], (method, path)
 
 
 def test_sign_in_is_found_through_dependencies() -> None:

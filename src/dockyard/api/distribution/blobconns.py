@@ -9,11 +9,11 @@ not anyone else a download.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+from dockyard.api.clients import client_of
 from dockyard.oci.errors import OciError, TooManyRequests
 
 log = logging.getLogger(__name__)
@@ -47,17 +47,12 @@ class Connection:
 
 
 def client_key(peer: Any) -> str:
-    """Whom a connection counts against: its IPv4 address, or the /64 of its IPv6 address (one
-    host usually holds a whole /64)."""
+    """Whom a connection counts against (`clients.client_of`): its IPv4 address, or the /64
+    of its IPv6 address."""
     try:
-        address = ipaddress.ip_address(peer[0])
-    except (TypeError, ValueError, IndexError):
+        return client_of(str(peer[0]))
+    except (TypeError, IndexError):
         return str(peer)
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
 class Connections:

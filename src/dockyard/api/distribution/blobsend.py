@@ -36,8 +36,9 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
+from dockyard.api.bodies import natural, shown
 from dockyard.api.distribution.blobconns import Connection, Connections, Limits, client_key
-from dockyard.api.distribution.common import byte_range, natural, shown
+from dockyard.api.distribution.common import byte_range
 from dockyard.api.distribution.httphead import MAX_HEAD, RequestHead, read_head, response_head
 from dockyard.api.errors import API_VERSION_HEADER, envelope
 from dockyard.oci.digest import Digest

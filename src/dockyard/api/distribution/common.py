@@ -1,17 +1,12 @@
-"""What every /v2 handler needs: access checks, request bodies (from `api/bodies.py`), query
-parameters."""
+"""What every /v2 handler needs: access checks, ranges and query parameters (request bodies
+are `api/bodies.py`'s)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 
 from dockyard.api.authn import caller
-from dockyard.api.bodies import INT64_MAX as INT64_MAX
-from dockyard.api.bodies import body_stream as body_stream
-from dockyard.api.bodies import content_length as content_length
-from dockyard.api.bodies import natural as natural
-from dockyard.api.bodies import shown as shown
-from dockyard.api.bodies import small_body as small_body
+from dockyard.api.bodies import natural, shown
 from dockyard.auth.policy import Action, Subject
 from dockyard.metadata.repositories import RepositoryRow
 from dockyard.oci.errors import (

@@ -5,7 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.api.distribution.common import authorize, registry, small_body
+from dockyard.api.bodies import small_body
+from dockyard.api.distribution.common import authorize, registry
 from dockyard.api.errors import API_VERSION_HEADER
 from dockyard.auth.policy import Action
 from dockyard.metadata.repositories import RepositoryRow

@@ -6,16 +6,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.api.distribution.common import (
-    INT64_MAX,
-    authorize,
-    body_stream,
-    content_length,
-    may,
-    natural,
-    registry,
-    shown,
-)
+from dockyard.api.bodies import INT64_MAX, body_stream, content_length, natural, shown
+from dockyard.api.distribution.common import authorize, may, registry
 from dockyard.api.errors import API_VERSION_HEADER
 from dockyard.auth.policy import Action
 from dockyard.metadata.repositories import RepositoryRow
