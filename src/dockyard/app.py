@@ -22,6 +22,7 @@ from dockyard.api.ratelimit import RateLimit
 from dockyard.api.state import EdgeState
 from dockyard.api.token import get_token, post_token
 from dockyard.auth.accounts import Accounts
+from dockyard.auth.limits import buckets_for
 from dockyard.auth.throttle import LoginThrottle, ThrottleLimits
 from dockyard.auth.tokens import TokenIssuer, new_signing_key
 from dockyard.client.hosts import SessionFactory
@@ -72,13 +73,18 @@ async def missing_site(settings: Settings) -> str | None:
     return f"no Dockyard site in the database {db.shown_url()} (its tables were never created)"
 
 
+def run_folder(settings: Settings) -> Path:
+    """The files this host's workers share while they run (stamps, limit tables)."""
+    return settings.data / "run"
+
+
 def open_store(settings: Settings) -> Store:
     """The database and content store a data folder (or configured URL) holds."""
     settings.data.mkdir(parents=True, exist_ok=True)
     embedded = f"sqlite+aiosqlite:///{embedded_database(settings)}"
     db = Database(settings.database_url or embedded)
     driver = FilesystemDriver(settings.data / "storage")
-    stamps = settings.data / "run"
+    stamps = run_folder(settings)
     return Store(
         db,
         BlobStore(driver),
@@ -99,15 +105,17 @@ async def prepare(store: Store) -> None:
 
 
 def build_accounts(store: Store, settings: Settings) -> Accounts:
-    run = settings.data / "run"  # tables shared by this host's workers
+    run = run_folder(settings)
     limits = ThrottleLimits(
         settings.login_failures_per_address,
         settings.login_failures_per_account_address,
         settings.login_failures_per_account,
         settings.login_failure_window_seconds,
     )
+    # the known addresses get a table of their own, larger: a full one forgets the oldest
+    known = SharedTable(run / "login-addresses", slots=1 << 18)
     throttle = LoginThrottle(
-        SharedTable(run / "login-failures"), SharedTable(run / "login-addresses"), limits
+        buckets_for(store.db, SharedTable(run / "login-failures"), known), limits
     )
     return Accounts(store.db, store.accounts_generation, settings.basic_cache_seconds, throttle)
 
@@ -267,7 +275,9 @@ def create_app(settings: Settings, session_factory: SessionFactory | None = None
             RateLimit,
             rate=settings.rate_limit_per_second,
             burst=settings.rate_limit_burst,
-            table=SharedTable(settings.data / "run" / "rate-limit", slots=1 << 17),
+            buckets=buckets_for(
+                store.db, SharedTable(run_folder(settings) / "rate-limit", 1 << 17)
+            ),
         )
     app.add_middleware(HostCheck)  # the outermost: nothing reads a Host it has not checked
     return app

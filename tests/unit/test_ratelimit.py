@@ -11,6 +11,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from dockyard.api.ratelimit import RateLimit
 from dockyard.app import create_app
+from dockyard.auth.limits import HostBuckets
 from dockyard.config import Settings
 from dockyard.storage.buckets import SharedTable
 
@@ -42,7 +43,9 @@ async def test_workers_sharing_the_table_admit_the_burst_once(tmp_path: Path) ->
         await Response(b"ok")(scope, receive, send)
 
     workers = [
-        RateLimit(app, rate=0.001, burst=64, table=SharedTable(tmp_path / "rate-limit"))
+        RateLimit(
+            app, rate=0.001, burst=64, buckets=HostBuckets(SharedTable(tmp_path / "rate-limit"))
+        )
         for _ in range(2)
     ]
     statuses = []

@@ -132,7 +132,7 @@ class Accounts:
         confirmed = None
         if current is not None:
             if self.throttle is not None and address is not None:
-                self.throttle.admit(name, address, time.time())  # or LoginThrottled
+                await self.throttle.admit(name, address, time.time())  # or LoginThrottled
             async with self.db.read() as conn:
                 confirmed = (await _user(conn, name)).password_hash
             verify = secrets.verify_password(confirmed, current, self._argon2)
@@ -283,23 +283,25 @@ class Accounts:
         """
         throttle = None if secrets.is_token(secret) or address is None else self.throttle
         if throttle is not None and address is not None:
-            throttle.check(username, address, time.time())  # or LoginThrottled
+            await throttle.check(username, address, time.time())  # or LoginThrottled
         key = hashlib.sha256(f"{username}\0{secret}".encode()).hexdigest()
         now = time.monotonic()
         cached = self._cached(key, now)
         if cached is not None:
             return cached
-        # concurrent requests with the same credentials share one check (and one guess)
-        pending = self._inflight.get(key)
+        # concurrent requests with the same credentials (from the same address, when the
+        # throttle may refuse that address) share one check and one guess
+        shared = key if throttle is None else f"{key}\0{address}"
+        pending = self._inflight.get(shared)
         if pending is None:
             if throttle is not None and address is not None:
-                throttle.admit(username, address, time.time())  # or LoginThrottled
-                check = self._throttled(self._check(username, secret), username, address)
+                check = self._admitted(username, secret, address)  # or LoginThrottled
             else:
                 check = self._check(username, secret)
+            # no await between the lookup and this: the requests that find it share it
             pending = asyncio.ensure_future(self._stamped(check))
-            self._inflight[key] = pending
-            pending.add_done_callback(lambda _: self._inflight.pop(key, None))
+            self._inflight[shared] = pending
+            pending.add_done_callback(lambda _: self._inflight.pop(shared, None))
         subject, stamp = await asyncio.shield(pending)
         if subject is not None:
             self._remember(key, subject, now, stamp)
@@ -311,6 +313,12 @@ class Accounts:
         stamp = self.generation.current()
         return await check, stamp
 
+    async def _admitted(self, username: str, secret: str, address: str) -> Subject | None:
+        """Check a password once the throttle admits the attempt (or raise LoginThrottled)."""
+        assert self.throttle is not None
+        await self.throttle.admit(username, address, time.time())
+        return await self._throttled(self._check(username, secret), username, address)
+
     async def _throttled(
         self, check: Coroutine[Any, Any, _Verdict], username: str | None, address: str
     ) -> _Verdict:
@@ -320,7 +328,7 @@ class Accounts:
         async with self.throttle.turn(address):
             verdict = await check
         if verdict:
-            self.throttle.succeeded(username, address, time.time())
+            await self.throttle.succeeded(username, address, time.time())
         return verdict
 
     async def _check(self, username: str, secret: str) -> Subject | None:

@@ -15,10 +15,9 @@ from recently is let past the address and account buckets: only its own pair buc
 Each address also gets one argon2 check at a time per process; its other attempts wait their
 turn without holding an argon2 thread.
 
-The counters live in tables shared by this host's workers (`storage/buckets.py`), not in the
-database: a refused attempt must cost no write (a flood of them would queue behind pushes on
-SQLite's one writer), and the check runs on requests that have not proven anything yet. Each
-node of a multi-node site counts its own, so a limit holds per node.
+The counters are `Buckets` shared by the site (`limits.py`): on one host, tables its workers
+map, so that a refused attempt costs no database write (a flood of them would queue behind
+pushes on SQLite's one writer); across the nodes of a PostgreSQL site, rows they all see.
 """
 
 from __future__ import annotations
@@ -28,8 +27,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from dockyard.auth.limits import Buckets
 from dockyard.oci.errors import TooManyRequests
-from dockyard.storage.buckets import Limit, SharedTable
+from dockyard.storage.buckets import Limit
 
 KNOWN_ADDRESS_SECONDS = 30 * 86400.0  # how long a sign-in vouches for its address
 
@@ -56,11 +56,8 @@ class ThrottleLimits:
 class LoginThrottle:
     """Admits or refuses a sign-in attempt before its secret is checked (see the module)."""
 
-    def __init__(
-        self, failures: SharedTable, known: SharedTable, limits: ThrottleLimits | None = None
-    ) -> None:
-        self.failures = failures
-        self.known = known
+    def __init__(self, buckets: Buckets, limits: ThrottleLimits | None = None) -> None:
+        self.buckets = buckets
         limits = limits or ThrottleLimits()
 
         def limit(count: int | None) -> Limit | None:
@@ -73,7 +70,7 @@ class LoginThrottle:
         self._turns: dict[str, _Turn] = {}
 
     def _buckets(self, username: str | None, address: str) -> list[tuple[str, Limit, str, bool]]:
-        """(key, limit, what it counts, whether a known address skips it) for each bucket;
+        """(name, limit, what it counts, whether a known address skips it) for each bucket;
         with no `username` (an access token, which cannot be guessed) the address's alone."""
         buckets: list[tuple[str, Limit | None, str, bool]] = [
             (f"a\0{address}", self._address, f"from {address}", True)
@@ -90,59 +87,72 @@ class LoginThrottle:
             ]
         return [(k, lim, what, skip) for k, lim, what, skip in buckets if lim is not None]
 
-    def check(self, username: str | None, address: str, now: float) -> None:
+    async def check(self, username: str | None, address: str, now: float) -> None:
         """Raise `LoginThrottled` if an attempt now would be refused; take nothing.
 
         For credentials already verified and cached: were they let through while their
         address is refused, a throttled guesser would learn which guess was right."""
-        self._admit(username, address, now, take=False)
-
-    def admit(self, username: str | None, address: str, now: float) -> None:
-        """Take a token from each bucket of this attempt, or raise `LoginThrottled`."""
-        self._admit(username, address, now, take=True)
-
-    def _admit(self, username: str | None, address: str, now: float, take: bool) -> None:
-        if not take and now - self.failures.unlocked().note >= self._window:
+        if now - await self.buckets.emptied() >= self._window:
             return  # no bucket was emptied for a window: all have refilled (the common case)
+        buckets = self._buckets(username, address)
+        wanted = [(name, lim) for name, lim, _, _ in buckets]
+        levels = await self.buckets.levels(wanted, now)
+        needed = await self._needed(buckets, levels, username, address, now)
+        for (_, lim, what, _), tokens, need in zip(buckets, levels, needed, strict=True):
+            if need and tokens < 1.0:
+                raise _throttled(lim, tokens, what)
+
+    async def admit(self, username: str | None, address: str, now: float) -> None:
+        """Take a token from each bucket of this attempt, or raise `LoginThrottled`."""
         buckets = self._buckets(username, address)
         if not buckets:
             return
-        lock = self.failures.locked() if take else contextlib.nullcontext(self.failures.unlocked())
-        with lock as slots:
-            levels = [lim.level(slots.get(key), now) for key, lim, _, _ in buckets]
-            for (_, lim, what, skip), tokens in zip(buckets, levels, strict=True):
-                # the known addresses are looked up only when it matters (rarely)
-                if tokens < 1.0 and not (skip and self.is_known(username, address, now)):
-                    wait = lim.wait(tokens)
-                    raise LoginThrottled(
-                        f"too many failed sign-ins {what}; retry in {wait} s", wait
-                    )
-            if take:
-                for (key, _, _, _), tokens in zip(buckets, levels, strict=True):
-                    slots.put(key, now, max(0.0, tokens - 1.0))
-                if min(levels) < 2.0:
-                    slots.note = now  # when a bucket was last emptied
+        wanted = [(name, lim) for name, lim, _, _ in buckets]
+        # the known addresses are looked up only when it matters (rarely): when a bucket a
+        # known address skips is empty
+        levels = await self.buckets.levels(wanted, now)
+        needed = await self._needed(buckets, levels, username, address, now)
+        refused = await self.buckets.take(wanted, needed, now)
+        if refused is not None:
+            i, tokens = refused
+            _, lim, what, _ = buckets[i]
+            raise _throttled(lim, tokens, what)
 
-    def succeeded(self, username: str | None, address: str, now: float) -> None:
+    async def _needed(
+        self,
+        buckets: list[tuple[str, Limit, str, bool]],
+        levels: list[float],
+        username: str | None,
+        address: str,
+        now: float,
+    ) -> list[bool]:
+        """Which buckets must hold a token: all but those a known address skips, when one of
+        those is empty and the address is known."""
+        pairs = zip(buckets, levels, strict=True)
+        if any(skip and tokens < 1.0 for (*_, skip), tokens in pairs) and await self.is_known(
+            username, address, now
+        ):
+            return [not skip for *_, skip in buckets]
+        return [True] * len(buckets)
+
+    async def succeeded(self, username: str | None, address: str, now: float) -> None:
         """Give back this attempt's tokens (the pair's bucket fills up again) and remember
         the address as one the account signs in from."""
-        with self.failures.locked() as slots:
-            for key, lim, _, _ in self._buckets(username, address):
-                if key.startswith("p\0"):
-                    slots.drop(key)
-                else:
-                    slots.put(key, now, min(lim.capacity, lim.level(slots.get(key), now) + 1.0))
+        buckets = self._buckets(username, address)
+        await self.buckets.give_back(
+            [(name, lim) for name, lim, _, _ in buckets],
+            [name.startswith("p\0") for name, *_ in buckets],
+            now,
+        )
         if username is not None:
-            with self.known.locked() as slots:
-                slots.put(f"{username}\0{address}", now, 1.0)
+            await self.buckets.remember(f"k\0{username}\0{address}", now, KNOWN_ADDRESS_SECONDS)
 
-    def is_known(self, username: str | None, address: str, now: float) -> bool:
+    async def is_known(self, username: str | None, address: str, now: float) -> bool:
         """Whether `username` signed in from `address` in the last 30 days."""
         if username is None:
             return False
-        # a read, on the path of every throttled request: a torn one costs an exemption once
-        entry = self.known.unlocked().get(f"{username}\0{address}")
-        return entry is not None and now - entry[0] < KNOWN_ADDRESS_SECONDS
+        seen = await self.buckets.seen(f"k\0{username}\0{address}")
+        return seen is not None and now - seen < KNOWN_ADDRESS_SECONDS
 
     @contextlib.asynccontextmanager
     async def turn(self, address: str) -> AsyncIterator[None]:
@@ -159,6 +169,11 @@ class LoginThrottle:
             turn.users -= 1
             if not turn.users:
                 del self._turns[address]
+
+
+def _throttled(limit: Limit, tokens: float, what: str) -> LoginThrottled:
+    wait = limit.wait(tokens)
+    return LoginThrottled(f"too many failed sign-ins {what}; retry in {wait} s", wait)
 
 
 class _Turn:

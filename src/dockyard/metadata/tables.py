@@ -335,3 +335,18 @@ proxy_tags = Table(
     Column("tag", String(128), primary_key=True),
     Column("fetched_at", Float, nullable=False),
 )
+
+# Token buckets of the limits (rate limit, failed sign-ins) where several nodes share the
+# database: one row per bucket, keyed by a hash of its name. Used on PostgreSQL only (SQLite
+# means one host, whose workers share an mmap'd table instead). A row whose `idle_at` has
+# passed holds nothing worth keeping (the bucket is full again) and may be deleted.
+limit_buckets = Table(
+    "limit_buckets",
+    metadata,
+    Column("key", LargeBinary(16), primary_key=True),
+    Column("stamp", Float, nullable=False),
+    Column("tokens", Float, nullable=False),
+    Column("taken", Integer, nullable=False),  # what the last lease took (RETURNING sees it)
+    Column("idle_at", Float, nullable=False),
+    Index("ix_limit_buckets_idle_at", "idle_at"),
+)

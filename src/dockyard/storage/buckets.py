@@ -14,7 +14,8 @@ slot touched longest ago is reused: eviction by age, never clearing the table. F
 bucket the oldest slot is one that has refilled longest ago, so forgetting it changes nothing
 once it is full.
 
-Nodes on other hosts keep tables of their own; behind a load balancer a limit holds per node.
+Nodes on other hosts keep tables of their own: where several nodes share a site, its limits
+count in the database instead (`auth/limits.py`).
 """
 
 from __future__ import annotations
@@ -103,10 +104,6 @@ class Slots:
         hashed, window = self._hash(key)
         found = _WINDOW.unpack_from(self._map, window)
         _SLOT.pack_into(self._map, _place(hashed, window, found), hashed, stamp, value)
-
-    def take(self, key: str, limit: Limit, now: float) -> int:
-        """Take a token from `key`'s bucket: 0 when taken, else whole seconds until one is."""
-        return self.lease(key, limit, now, 1)[1]
 
     def lease(self, key: str, limit: Limit, now: float, most: int) -> tuple[int, int]:
         """Take up to `most` whole tokens from `key`'s bucket: (how many, 0), or (0, whole
@@ -198,17 +195,6 @@ class SharedTable:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             yield view
-        finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-
-    def take(self, key: str, limit: Limit, now: float) -> int:
-        """Take a token from `key`'s bucket: 0 when taken, else whole seconds until one is."""
-        slots = self.unlocked()
-        if self._fd < 0:
-            return slots.take(key, limit, now)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)  # as `locked`, without a generator per request
-        try:
-            return slots.take(key, limit, now)
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from argon2 import PasswordHasher
 
 from dockyard.auth import secrets
 from dockyard.auth.accounts import Accounts
+from dockyard.auth.limits import HostBuckets, SiteBuckets
 from dockyard.auth.throttle import LoginThrottle, LoginThrottled, ThrottleLimits
 from dockyard.metadata.db import Database
 from dockyard.storage.buckets import SharedTable
@@ -18,54 +20,64 @@ NOW = 1_000_000.0
 LIMITS = ThrottleLimits(per_address=10, per_account_address=3, per_account=6, window=60.0)
 
 
-@pytest.fixture
-def throttle(tmp_path: Path) -> LoginThrottle:
-    return LoginThrottle(
-        SharedTable(tmp_path / "failures"), SharedTable(tmp_path / "known"), LIMITS
-    )
+@pytest.fixture(params=["host", pytest.param("site", marks=pytest.mark.peers)])
+async def throttle(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[LoginThrottle]:
+    """The throttle over a host's tables, and over a PostgreSQL site's rows."""
+    if request.param == "host":
+        yield LoginThrottle(
+            HostBuckets(SharedTable(tmp_path / "failures"), SharedTable(tmp_path / "known")),
+            LIMITS,
+        )
+        return
+    db = Database(request.getfixturevalue("postgres_database_url"))
+    await db.migrate()
+    try:
+        yield LoginThrottle(SiteBuckets(db), LIMITS)
+    finally:
+        await db.close()
 
 
-def _fail(throttle: LoginThrottle, user: str | None, address: str, times: int) -> None:
+async def _fail(throttle: LoginThrottle, user: str | None, address: str, times: int) -> None:
     for _ in range(times):
-        throttle.admit(user, address, NOW)
+        await throttle.admit(user, address, NOW)
 
 
-def test_one_account_from_one_address_is_refused_past_its_limit(
+async def test_one_account_from_one_address_is_refused_past_its_limit(
     throttle: LoginThrottle,
 ) -> None:
-    _fail(throttle, "alice", "10.0.0.1", 3)
+    await _fail(throttle, "alice", "10.0.0.1", 3)
     with pytest.raises(LoginThrottled) as refused:
-        throttle.admit("alice", "10.0.0.1", NOW)
+        await throttle.admit("alice", "10.0.0.1", NOW)
     assert refused.value.status == 429
     assert refused.value.headers["Retry-After"] == "20"
     assert "'alice' from 10.0.0.1" in refused.value.message
-    throttle.admit("alice", "10.0.0.2", NOW)  # another address still may try
-    throttle.admit("alice", "10.0.0.1", NOW + 20)  # and this one again, later
+    await throttle.admit("alice", "10.0.0.2", NOW)  # another address still may try
+    await throttle.admit("alice", "10.0.0.1", NOW + 20)  # and this one again, later
 
 
-def test_one_address_trying_many_accounts_is_refused(throttle: LoginThrottle) -> None:
+async def test_one_address_trying_many_accounts_is_refused(throttle: LoginThrottle) -> None:
     for i in range(10):
-        throttle.admit(f"user{i}", "10.0.0.1", NOW)
+        await throttle.admit(f"user{i}", "10.0.0.1", NOW)
     with pytest.raises(LoginThrottled, match=r"from 10\.0\.0\.1"):
-        throttle.admit("someone-else", "10.0.0.1", NOW)
+        await throttle.admit("someone-else", "10.0.0.1", NOW)
 
 
-def test_many_addresses_lock_an_account_but_not_from_where_it_signed_in(
+async def test_many_addresses_lock_an_account_but_not_from_where_it_signed_in(
     throttle: LoginThrottle,
 ) -> None:
-    throttle.admit("alice", "192.0.2.7", NOW - 3600)
-    throttle.succeeded("alice", "192.0.2.7", NOW - 3600)
+    await throttle.admit("alice", "192.0.2.7", NOW - 3600)
+    await throttle.succeeded("alice", "192.0.2.7", NOW - 3600)
     for i in range(6):
-        throttle.admit("alice", f"10.0.0.{i}", NOW)
+        await throttle.admit("alice", f"10.0.0.{i}", NOW)
     with pytest.raises(LoginThrottled, match="for 'alice';"):
-        throttle.admit("alice", "10.0.1.1", NOW)
-    throttle.admit("alice", "192.0.2.7", NOW)  # the address alice signed in from
+        await throttle.admit("alice", "10.0.1.1", NOW)
+    await throttle.admit("alice", "192.0.2.7", NOW)  # the address alice signed in from
 
 
-def test_a_success_gives_the_tokens_back(throttle: LoginThrottle) -> None:
-    _fail(throttle, "alice", "10.0.0.1", 3)
-    throttle.succeeded("alice", "10.0.0.1", NOW)
-    _fail(throttle, "alice", "10.0.0.1", 3)  # the pair's bucket is full again
+async def test_a_success_gives_the_tokens_back(throttle: LoginThrottle) -> None:
+    await _fail(throttle, "alice", "10.0.0.1", 3)
+    await throttle.succeeded("alice", "10.0.0.1", NOW)
+    await _fail(throttle, "alice", "10.0.0.1", 3)  # the pair's bucket is full again
 
 
 async def test_an_unknown_user_costs_an_argon2_check_like_a_known_one(
@@ -121,24 +133,24 @@ async def test_accounts_refuse_guesses_past_the_limit_before_checking_them(
         await db.close()
 
 
-def test_a_check_takes_nothing_and_refuses_what_an_attempt_would(
+async def test_a_check_takes_nothing_and_refuses_what_an_attempt_would(
     throttle: LoginThrottle,
 ) -> None:
     for _ in range(10):
-        throttle.check("alice", "10.0.0.1", NOW)
-    _fail(throttle, "alice", "10.0.0.1", 3)
+        await throttle.check("alice", "10.0.0.1", NOW)
+    await _fail(throttle, "alice", "10.0.0.1", 3)
     with pytest.raises(LoginThrottled):
-        throttle.check("alice", "10.0.0.1", NOW + 1)
-    throttle.check("alice", "10.0.0.1", NOW + 20)  # refilled
-    throttle.check("alice", "10.0.0.1", NOW + 3600)  # long after anything was emptied
+        await throttle.check("alice", "10.0.0.1", NOW + 1)
+    await throttle.check("alice", "10.0.0.1", NOW + 20)  # refilled
+    await throttle.check("alice", "10.0.0.1", NOW + 3600)  # long after anything was emptied
 
 
-def test_wrong_access_tokens_count_against_the_address_alone(throttle: LoginThrottle) -> None:
+async def test_wrong_access_tokens_count_against_the_address_alone(throttle: LoginThrottle) -> None:
     for _ in range(5):  # no username: an access token, which cannot be guessed
-        throttle.admit(None, "10.0.0.1", NOW)
-    _fail(throttle, "alice", "10.0.0.1", 3)  # alice's pair bucket was still full
+        await throttle.admit(None, "10.0.0.1", NOW)
+    await _fail(throttle, "alice", "10.0.0.1", 3)  # alice's pair bucket was still full
     with pytest.raises(LoginThrottled, match="for 'alice' from"):
-        throttle.admit("alice", "10.0.0.1", NOW)
-    _fail(throttle, None, "10.0.0.1", 2)  # 5 + 3 + 2: the address's 10 are spent
+        await throttle.admit("alice", "10.0.0.1", NOW)
+    await _fail(throttle, None, "10.0.0.1", 2)  # 5 + 3 + 2: the address's 10 are spent
     with pytest.raises(LoginThrottled, match=r"^too many failed sign-ins from 10\.0\.0\.1"):
-        throttle.admit(None, "10.0.0.1", NOW)
+        await throttle.admit(None, "10.0.0.1", NOW)
