@@ -13,6 +13,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from dockyard.api.clients import TrustedProxies
 from dockyard.api.distribution.blobsend import BlobLinks, BlobSender
 from dockyard.api.distribution.routes import dispatch
 from dockyard.api.errors import EXCEPTION_HANDLERS
@@ -279,6 +280,8 @@ def create_app(settings: Settings, session_factory: SessionFactory | None = None
                 store.db, SharedTable(run_folder(settings) / "rate-limit", 1 << 17)
             ),
         )
+    if settings.trusted_proxies:
+        app.add_middleware(TrustedProxies, trusted=settings.trusted_proxies)
     app.add_middleware(HostCheck)  # the outermost: nothing reads a Host it has not checked
     return app
 

@@ -6,6 +6,7 @@ never silently ignored.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -159,6 +160,11 @@ class Settings(BaseModel):
     login_failure_window_seconds: float = Field(
         300.0, gt=0, description="the failures above are allowed again over this time"
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks of reverse proxies whose X-Forwarded-For names the "
+        "client (for the limits and the logs); comma-separated in DOCKYARD_TRUSTED_PROXIES",
+    )
     log_level: str = "info"
     # --- the hub -------------------------------------------------------------------------------
     sync_interval_seconds: float = Field(
@@ -209,10 +215,22 @@ class Settings(BaseModel):
         description="upstream registries pulled through (YAML list; JSON in DOCKYARD_PROXIES)",
     )
 
-    @field_validator("index_platform_list", mode="before")
+    @field_validator("index_platform_list", "trusted_proxies", mode="before")
     @classmethod
-    def _platform_list_text(cls, value: Any) -> Any:
+    def _list_text(cls, value: Any) -> Any:
         return [p for p in re.split(r"[,\s]+", value) if p] if isinstance(value, str) else value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{network!r} is not an address or network (as 10.0.0.0/8 or ::1)"
+                ) from None
+        return value
 
     @field_validator("index_platform_list")
     @classmethod

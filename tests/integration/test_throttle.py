@@ -105,3 +105,30 @@ async def test_the_rate_limit_holds_across_workers(limited: DockyardServer) -> N
     assert 10 <= len(allowed) <= 11, [a.status for a in answers]
     assert all(a.status == 401 for a in allowed)
     assert {_code(a) for a in answers if a.status == 429} == {"TOOMANYREQUESTS"}
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_buckets(
+    dockyard_server_factory: DockyardServerFactory,
+) -> None:
+    server = dockyard_server_factory(env={"DOCKYARD_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8"})
+    proxy, stranger = "127.0.0.1", "127.0.0.2"
+
+    def through(client: str, guess: str) -> dict[str, str]:
+        # as HAProxy appends: the client, then any proxy of ours it passed
+        return {"X-Forwarded-For": f"{client}, 10.1.2.3", **basic("admin", guess)}
+
+    statuses = [
+        (await _get(server, "/v2/", proxy, through("198.51.100.7", f"g{i}"))).status
+        for i in range(6)
+    ]
+    assert statuses == [401] * 5 + [429]
+    refused = await _get(server, "/v2/", proxy, through("198.51.100.7", "g6"))
+    assert b"from 198.51.100.7" in refused.body  # the client, not the proxy
+    # another client behind the same proxy is not locked out with the first
+    assert (await _get(server, "/v2/", proxy, through("198.51.100.8", "g0"))).status == 401
+    # a peer that is no proxy of ours cannot choose whom it counts as
+    spoofed = [
+        (await _get(server, "/v2/", stranger, through(f"203.0.113.{i}", f"s{i}"))).status
+        for i in range(6)
+    ]
+    assert spoofed == [401] * 5 + [429]
