@@ -12,6 +12,10 @@ readonly DEPS=(
   "wrk:wrk"
   "curl:curl"
   "umoci:umoci"
+  "apt-utils:apt-ftparchive"
+  "mmdebstrap:mmdebstrap"
+  "gpg:gpg"
+  "dpkg-dev:dpkg-scanpackages"
 )
 
 missing=()
