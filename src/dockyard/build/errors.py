@@ -1,5 +1,8 @@
-"""What a customization or a build refuses, by kind; the edge (`api/errors.py`) answers each
-kind with its status and code, as it does the hub's."""
+"""What a customization or a build refuses, by kind, each with a message a person can act on
+and a `detail` that names the field of the customization (`{"field":
+"contents.artifacts[0].includes[1]"}`) when one is to blame. The edge (`api/errors.py`,
+`REFUSALS`) answers each kind once, as it does the hub's refusals.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,7 @@ from typing import Any
 
 
 class BuildError(Exception):
-    """A refusal with a message a person can act on and an optional machine-readable
-    `detail`."""
+    """A build (or its plan) cannot go on; `message` says why and what to do."""
 
     def __init__(self, message: str, detail: Any = None) -> None:
         super().__init__(message)
@@ -24,6 +26,20 @@ class InvalidCustomization(BuildError):
         self.problems = problems
         text = "; ".join(f"{field}: {reason}" for field, reason in problems)
         super().__init__(text, [{"field": f, "reason": r} for f, r in problems])
+
+
+class Invalid(BuildError):
+    """A field of the customization cannot be used as given (a path the artifact lacks, an
+    account that clashes with the base's, a platform an image does not offer)."""
+
+    def __init__(self, field: str, message: str, **detail: Any) -> None:
+        super().__init__(f"{field}: {message}", {"field": field, **detail})
+        self.field = field
+
+
+class ContentInvalid(BuildError):
+    """An image's content cannot be read as a filesystem (not a tar stream, an unknown
+    compression, a symlink loop, a file too large to read whole)."""
 
 
 class InputUnavailable(BuildError):
