@@ -125,6 +125,7 @@ REFUSALS: dict[type[Exception], tuple[int, str]] = {
     AccountConflict: (409, "CONFLICT"),
     build.BuildError: (400, "INVALID_REQUEST"),
     build.InvalidCustomization: (400, "INVALID_REQUEST"),
+    build.ContentInvalid: (422, "CONTENT_INVALID"),
     build.InputUnavailable: (502, "UPSTREAM_FAILED"),
     build.InputRejected: (502, "INPUT_REJECTED"),
 }

@@ -76,11 +76,15 @@ def exists(root: Path) -> bool:
 
 def read_limited(path: Path, limit: int) -> bytes:
     """The bytes of a small file; `PayloadTooLarge` past `limit` (never reads more)."""
+    # in pieces: read(limit + 1) would allocate the whole limit for every small file
+    pieces, total = [], 0
     with path.open("rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise PayloadTooLarge(f"{path} is larger than {limit} bytes")
-    return data
+        while piece := handle.read(min(1 << 20, limit + 1 - total)):
+            pieces.append(piece)
+            total += len(piece)
+            if total > limit:
+                raise PayloadTooLarge(f"{path} is larger than {limit} bytes")
+    return b"".join(pieces)
 
 
 def parse_index(raw: bytes, where: str) -> Index:
