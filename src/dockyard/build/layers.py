@@ -12,6 +12,7 @@ run it in a worker thread (zlib, zstd and hashlib release the GIL).
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import io
@@ -24,11 +25,12 @@ from typing import IO, BinaryIO, Literal, Protocol, cast
 
 import zstandard
 
+from dockyard.build.entries import Entry, Kind
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 
-Kind = Literal["file", "dir", "symlink", "hardlink"]
+StagedKind = Literal["file", "dir", "symlink", "hardlink"]
 Compression = Literal["GZIP", "ZSTD"]
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
@@ -46,7 +48,7 @@ class Staged:
     """One entry of a layer; a file's bytes wait in `data` (a staged file) or `inline`."""
 
     path: str  # relative, as layers name it: usr/bin/curl
-    kind: Kind
+    kind: StagedKind
     mode: int
     uid: int = 0
     gid: int = 0
@@ -102,6 +104,47 @@ class LayerBuilder:
             shutil.copyfileobj(data, out, _CHUNK)
             size = out.tell()
         self._put(Staged(path, "file", mode, uid, gid, self._clamp(mtime), size=size, data=staged))
+
+    async def add(self, entry: Entry, mtime: int | None = None) -> None:
+        """Add an entry as `build/entries.py` describes it; a streamed file's bytes are staged
+        as they arrive (written in a worker thread)."""
+        if entry.kind == Kind.FILE:
+            if entry.data is None or isinstance(entry.data, bytes):
+                data = entry.data or b""
+                self.add_file(entry.path, data, entry.mode, entry.uid, entry.gid, mtime)
+                return
+            self._staged += 1
+            staged = self.workdir / f"staged-{self._staged}"
+            out = await asyncio.to_thread(staged.open, "wb")
+            try:
+                async for chunk in entry.chunks():
+                    await asyncio.to_thread(out.write, chunk)
+            finally:
+                await asyncio.to_thread(out.close)
+            size = staged.stat().st_size
+            if size != entry.size:
+                raise ValueError(f"{entry.path}: {size} bytes, not the {entry.size} announced")
+            clamped = self._clamp(mtime)
+            self._put(
+                Staged(
+                    entry.path,
+                    "file",
+                    entry.mode,
+                    entry.uid,
+                    entry.gid,
+                    clamped,
+                    size=size,
+                    data=staged,
+                )
+            )
+        elif entry.kind == Kind.DIR:
+            self.add_dir(entry.path, entry.mode, entry.uid, entry.gid, mtime)
+        elif entry.kind == Kind.SYMLINK:
+            self.add_symlink(entry.path, entry.link, entry.uid, entry.gid, mtime)
+        elif entry.kind == Kind.HARDLINK:
+            self.add_hardlink(entry.path, entry.link, entry.mode, entry.uid, entry.gid, mtime)
+        else:
+            raise ValueError(f"{entry.path}: a device or FIFO cannot go into a layer")
 
     def add_dir(
         self, path: str, mode: int, uid: int = 0, gid: int = 0, mtime: int | None = None
