@@ -8,15 +8,15 @@ import textwrap
 import pytest
 
 from dockyard.build.apt.packages import Installed, PackageIndex, read_packages
-from dockyard.build.apt.resolve import (
+from dockyard.build.apt.resolution import (
     Request,
     Resolution,
     UnknownPackage,
     UnknownVersion,
     Unresolvable,
     VirtualPackage,
-    resolve,
 )
+from dockyard.build.apt.resolve import resolve
 
 
 def stanzas(text: str, **common: str) -> str:

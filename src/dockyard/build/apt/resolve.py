@@ -31,9 +31,7 @@ other, this one tries the next alternative instead.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from dockyard.build.apt.packages import (
     Alternatives,
@@ -44,125 +42,16 @@ from dockyard.build.apt.packages import (
     compare_versions,
     format_alternatives,
 )
-
-REQUEST = re.compile(r"^(?P<name>[a-z0-9][a-z0-9+.-]+)(?:=(?P<version>[^\s=]+))?$")
-
-
-class ResolveError(ValueError):
-    """A request that cannot be installed; `field` names the input it came from."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}")
-
-
-class UnknownPackage(ResolveError):
-    """No index has a package (or a provider) of that name; `suggestions` are close names."""
-
-    def __init__(self, field: str, name: str, suggestions: list[str]) -> None:
-        self.name = name
-        self.suggestions = suggestions
-        hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
-        super().__init__(field, f"no package named {name!r} in the package index{hint}")
-
-
-class UnknownVersion(ResolveError):
-    """The index has the package, not at that version; `available` lists the versions it has."""
-
-    def __init__(self, field: str, name: str, version: str, available: list[str]) -> None:
-        self.name, self.version, self.available = name, version, available
-        super().__init__(
-            field,
-            f"{name} {version} is not in the package index; available: {', '.join(available)}",
-        )
-
-
-class VirtualPackage(ResolveError):
-    """A virtual name that several packages provide: the user must pick one."""
-
-    def __init__(self, field: str, name: str, providers: list[str]) -> None:
-        self.name, self.providers = name, providers
-        super().__init__(
-            field,
-            f"{name!r} is a virtual package provided by {', '.join(providers)}; name one of them",
-        )
-
-
-class Unresolvable(ResolveError):
-    """The request's closure cannot be installed on this system; the message says why."""
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One requested package: a name and, optionally, the exact version wanted."""
-
-    name: str
-    version: str | None = None
-    field: str = "packages"
-
-    @classmethod
-    def parse(cls, text: str, field: str = "packages") -> Request:
-        """`name` or `name=version`, as `apt-get install` takes them."""
-        match = REQUEST.match(text.strip())
-        if match is None:
-            raise ResolveError(field, f"{text!r} is not a package name or name=version")
-        return cls(match["name"], match["version"], field)
-
-
-@dataclass(frozen=True, slots=True)
-class Reason:
-    """Why a package is in the closure: requested, or which package's which field pulled it."""
-
-    kind: str
-    """`requested`, `depends`, `pre-depends`, `same-source` (an installed package upgraded with
-    a sibling built from the same source) or `unbreak` (an installed package upgraded because
-    the old version would clash with, or depends on the old version of, `package`)."""
-    package: str = ""
-    """The package whose field or upgrade caused this one (empty when requested)."""
-    relation: str = ""
-    """The relation that caused it, as written in the control file."""
-
-    def __str__(self) -> str:
-        if self.kind == "requested":
-            return f"requested as {self.relation}" if self.relation else "requested"
-        if self.kind in ("depends", "pre-depends"):
-            field = "Depends" if self.kind == "depends" else "Pre-Depends"
-            return f"{field} of {self.package}: {self.relation}"
-        if self.kind == "same-source":
-            return f"upgraded with {self.package}: both are built from source {self.relation}"
-        return f"upgraded for {self.package}: {self.relation}"
-
-
-@dataclass(frozen=True, slots=True)
-class Choice:
-    """One package the closure installs, why, and the base's version it replaces (if any)."""
-
-    package: Package
-    reason: Reason
-    installed: Package | None = None
-
-    @property
-    def action(self) -> str:
-        """`install`, `upgrade` or `downgrade` (against the base's version)."""
-        if self.installed is None:
-            return "install"
-        order = compare_versions(self.package.version, self.installed.version)
-        return "upgrade" if order > 0 else "downgrade"
-
-
-@dataclass(frozen=True, slots=True)
-class Resolution:
-    """The packages to add, in the order chosen, and the base's packages that were enough."""
-
-    choices: tuple[Choice, ...]
-    satisfied_by_base: tuple[Package, ...]
-    """Installed packages that met a requested name or a dependency (the plan's "the base
-    already has"), each once, in the order first met."""
-
-    def versions(self) -> dict[str, str]:
-        """`{name: version}` of every package to install or upgrade."""
-        return {choice.package.name: choice.package.version for choice in self.choices}
+from dockyard.build.apt.resolution import (
+    Choice,
+    Reason,
+    Request,
+    Resolution,
+    UnknownPackage,
+    UnknownVersion,
+    Unresolvable,
+    VirtualPackage,
+)
 
 
 class _Failed(Exception):
