@@ -427,3 +427,32 @@ def test_binaries_of_the_same_source_are_upgraded_together() -> None:
 def test_a_dependency_cycle_ends() -> None:
     available = "Package: aa\nVersion: 1\nDepends: bb\n---\nPackage: bb\nVersion: 1\nDepends: aa"
     assert chosen(run(["aa"], available)) == {"aa": "1", "bb": "1"}
+
+
+def test_providers_alike_in_all_else_go_to_the_one_apt_numbers_last() -> None:
+    # apt numbers packages in the order its indexes first name them and, when nothing else
+    # decides, takes the highest number (CompareProviders: A->ID > B->ID).
+    available = """
+    Package: early-mta
+    Version: 1
+    Provides: mta
+    ---
+    Package: mailer
+    Version: 1
+    Depends: mta
+    ---
+    Package: late-mta
+    Version: 1
+    Provides: mta
+    """
+    assert chosen(run(["mailer"], available)) == {"mailer": "1", "late-mta": "1"}
+    # Named first by a relation, a package is numbered there and no longer last.
+    named_first = "Package: intro\nVersion: 1\nSuggests: late-mta\n---\n" + textwrap.dedent(
+        available
+    )
+    assert chosen(run(["mailer"], named_first)) == {"mailer": "1", "early-mta": "1"}
+    # Essential beats the number.
+    essential = textwrap.dedent(available).replace(
+        "Provides: mta\n---", "Provides: mta\nEssential: yes\n---", 1
+    )
+    assert chosen(run(["mailer"], essential)) == {"mailer": "1", "early-mta": "1"}
