@@ -29,6 +29,7 @@ from dockyard.auth.tokens import TokenIssuer, new_signing_key
 from dockyard.client.hosts import SessionFactory
 from dockyard.config import Settings
 from dockyard.hub.catalog import Catalog
+from dockyard.hub.customizations import Customizations
 from dockyard.hub.jobs import JobQueue
 from dockyard.hub.mirror_sync import MirrorSync
 from dockyard.hub.mirrors import SYNC_JOB, Mirrors
@@ -167,9 +168,10 @@ def build_hub(
         mirrors,
         webhooks,
         {SYNC_JOB: sync, **webhooks.handlers()},
+        Customizations(registry, queue),
         ticks=[mirrors.schedule_due, webhooks.dispatch_events],
     )
-    mirrors.wake = hub.wake
+    mirrors.wake = hub.customizations.wake = hub.wake
     return hub
 
 

@@ -34,6 +34,8 @@ MEDIA_TYPE_IMAGE_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_TYPE_IMAGE_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_TYPE_LAYER = "application/vnd.oci.image.layer.v1.tar"
 MEDIA_TYPE_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+MEDIA_TYPE_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+MEDIA_TYPE_DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 MEDIA_TYPE_EMPTY = "application/vnd.oci.empty.v1+json"
 MEDIA_TYPE_OCTET_STREAM = "application/octet-stream"
 
@@ -174,6 +176,82 @@ def layer(files: Mapping[str, bytes | str], *, compressed: bool = True) -> Layer
     if not compressed:
         return Layer(tar, MEDIA_TYPE_LAYER, diff_id=digest_of(tar))
     return Layer(gzip_bytes(tar), MEDIA_TYPE_LAYER_GZIP, diff_id=digest_of(tar))
+
+
+@dataclass(frozen=True)
+class Member:
+    """One tar entry as a test writes it: `kind` is file, dir, symlink, hardlink or fifo;
+    `link` is a link's target; `mode` defaults to 0644 (files) or 0755."""
+
+    path: str
+    data: bytes | str = b""
+    kind: str = "file"
+    mode: int | None = None
+    uid: int = 0
+    gid: int = 0
+    link: str = ""
+
+
+_MEMBER_TYPES = {
+    "file": tarfile.REGTYPE,
+    "dir": tarfile.DIRTYPE,
+    "symlink": tarfile.SYMTYPE,
+    "hardlink": tarfile.LNKTYPE,
+    "fifo": tarfile.FIFOTYPE,
+}
+
+
+def whiteout(path: str) -> Member:
+    """The whiteout that hides `path` of lower layers (`DIR/.wh.NAME`)."""
+    directory, _, name = path.strip("/").rpartition("/")
+    return Member(f"{directory}/.wh.{name}" if directory else f".wh.{name}")
+
+
+def opaque(directory: str) -> Member:
+    """The marker that hides everything lower layers have under `directory`."""
+    return Member(f"{directory.strip('/')}/.wh..wh..opq")
+
+
+def members_tar(members: Sequence[Member | tuple[str, bytes | str]]) -> bytes:
+    """A tar stream of `members` exactly in the order given (no implicit parents), PAX format,
+    fixed mtime; a `(path, content)` pair is a plain file."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for item in members:
+            member = item if isinstance(item, Member) else Member(item[0], item[1])
+            info = tarfile.TarInfo(member.path)
+            info.type = _MEMBER_TYPES[member.kind]
+            info.mtime = FIXED_MTIME
+            info.uid, info.gid = member.uid, member.gid
+            info.linkname = member.link
+            default = (
+                0o644 if member.kind == "file" else 0o777 if member.kind == "symlink" else 0o755
+            )
+            info.mode = default if member.mode is None else member.mode
+            data = member.data.encode() if isinstance(member.data, str) else member.data
+            if member.kind == "file":
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+            else:
+                tar.addfile(info)
+    return buffer.getvalue()
+
+
+def tar_layer(
+    members: Sequence[Member | tuple[str, bytes | str]], *, compression: str = "gzip"
+) -> Layer:
+    """A layer of `members` (see `members_tar`): `compression` is gzip, zstd, none or docker
+    (gzip under Docker's media type)."""
+    tar = members_tar(members)
+    if compression == "none":
+        return Layer(tar, MEDIA_TYPE_LAYER, diff_id=digest_of(tar))
+    if compression == "zstd":
+        import zstandard
+
+        blob = zstandard.ZstdCompressor(level=3).compress(tar)
+        return Layer(blob, MEDIA_TYPE_LAYER_ZSTD, diff_id=digest_of(tar))
+    media_type = MEDIA_TYPE_DOCKER_LAYER if compression == "docker" else MEDIA_TYPE_LAYER_GZIP
+    return Layer(gzip_bytes(tar), media_type, diff_id=digest_of(tar))
 
 
 def random_bytes(size: int, seed: int | str) -> bytes:
@@ -347,6 +425,18 @@ class Layout:
 
     def read_blob(self, digest: str) -> bytes:
         return self.blob_path(digest).read_bytes()
+
+    def put_file(self, path: Path, media_type: str) -> Descriptor:
+        """Move the file at `path` into the layout as a blob, hashed a chunk at a time (for
+        blobs too large to build in memory)."""
+        hasher = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                hasher.update(chunk)
+        digest = "sha256:" + hasher.hexdigest()
+        size = path.stat().st_size
+        path.replace(self.blob_path(digest))
+        return {"mediaType": media_type, "digest": digest, "size": size}
 
     def blob(self, data: bytes, media_type: str, **extra: Any) -> Descriptor:
         """Store `data` and return its descriptor (with `extra` fields)."""

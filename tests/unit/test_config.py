@@ -88,5 +88,5 @@ def test_index_platforms_and_their_list_go_together() -> None:
 def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKYARD_TRUSTED_PROXIES", "10.0.0.0/8, ::1 192.0.2.1")
     assert load_settings(None).trusted_proxies == ["10.0.0.0/8", "::1", "192.0.2.1"]
-    with pytest.raises(ValidationError, match="'proxy.example' is not an address or network"):
+    with pytest.raises(ValidationError, match=r"'proxy\.example' is not an address or network"):
         Settings(trusted_proxies=["proxy.example"])

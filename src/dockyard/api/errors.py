@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from dockyard.api.hosts import origin
 from dockyard.auth.accounts import AccountConflict, AccountError, AccountNotFound
+from dockyard.build import errors as build
 from dockyard.hub import errors as hub
 from dockyard.oci.errors import OciError, Unsupported
 
@@ -122,12 +123,19 @@ REFUSALS: dict[type[Exception], tuple[int, str]] = {
     AccountError: (422, "INVALID_REQUEST"),
     AccountNotFound: (404, "NOT_FOUND"),
     AccountConflict: (409, "CONFLICT"),
+    build.BuildError: (400, "INVALID_REQUEST"),
+    build.InvalidCustomization: (400, "INVALID_REQUEST"),
+    build.InputUnavailable: (502, "UPSTREAM_FAILED"),
+    build.InputRejected: (502, "INPUT_REJECTED"),
 }
 """The status and code of each kind of refusal the services raise (hub/errors.py, and the
 accounts service's), by class; an error is answered as the nearest class in its MRO."""
 
 
-def refusal(exc: hub.HubError | AccountError) -> tuple[int, str]:
+Refusal = hub.HubError | AccountError | build.BuildError
+
+
+def refusal(exc: Refusal) -> tuple[int, str]:
     """The status and code `exc` is answered with."""
     return next(REFUSALS[kind] for kind in type(exc).__mro__ if kind in REFUSALS)
 
@@ -158,7 +166,7 @@ async def handle_validation_error(request: Request, exc: Exception) -> Response:
 
 async def handle_refusal(request: Request, exc: Exception) -> Response:
     """A service's refusal in the envelope, answered as its kind (`REFUSALS`)."""
-    assert isinstance(exc, hub.HubError | AccountError)
+    assert isinstance(exc, Refusal)
     status, code = refusal(exc)
     return _refused(request, status, code, str(exc), getattr(exc, "detail", None))
 
@@ -184,6 +192,7 @@ API_EXCEPTION_HANDLERS = {
     RequestValidationError: handle_validation_error,
     hub.HubError: handle_refusal,
     AccountError: handle_refusal,
+    build.BuildError: handle_refusal,
     OciError: handle_oci_error,
     HTTPException: handle_api_http_error,
     Exception: answer_unexpected,

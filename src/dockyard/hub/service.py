@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from dockyard.hub.catalog import Catalog
+from dockyard.hub.customizations import Customizations
 from dockyard.hub.jobs import Handler, JobQueue, Worker
 from dockyard.hub.mirrors import Mirrors
 from dockyard.hub.webhooks import Webhooks
@@ -19,14 +20,16 @@ Tick = Callable[[], Awaitable[int]]
 
 @dataclass
 class Hub:
-    """Catalog, mirrors, webhooks and jobs; `handlers` run the jobs by kind; `ticks` are the
-    periodic duties (queue due syncs, dispatch events to webhooks) any node may run at once."""
+    """Catalog, mirrors, webhooks, customizations and jobs; `handlers` run the jobs by kind;
+    `ticks` are the periodic duties (queue due syncs, dispatch events to webhooks) that any
+    node may run at once."""
 
     queue: JobQueue
     catalog: Catalog
     mirrors: Mirrors
     webhooks: Webhooks
     handlers: Mapping[str, Handler]
+    customizations: Customizations
     ticks: list[Tick] = field(default_factory=list)
     worker: Worker | None = None
 

@@ -158,6 +158,16 @@ async def include_eol_of(conn: AsyncConnection, repository_ids: list[int]) -> di
     return found
 
 
+async def mirrored_kinds(conn: AsyncConnection, repository_id: int) -> set[str]:
+    """What the catalog entries mirrored into the repository are ("image", "chart")."""
+    query = (
+        select(catalog_entries.c.kind)
+        .join(mirrors, mirrors.c.entry_id == catalog_entries.c.id)
+        .where(mirrors.c.repository_id == repository_id)
+    )
+    return {str(kind) for kind in await conn.scalars(query)}
+
+
 async def update_mirror(conn: AsyncConnection, mirror_id: int, **values: Any) -> None:
     await conn.execute(update(mirrors).where(mirrors.c.id == mirror_id).values(**values))
 

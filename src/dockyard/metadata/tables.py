@@ -350,3 +350,76 @@ limit_buckets = Table(
     Column("idle_at", Float, nullable=False),
     Index("ix_limit_buckets_idle_at", "idle_at"),
 )
+
+# A customization (build/model.py): a document kept as JSON, and one row per target it builds
+# (a mirrored repository and base tag), so that a repository's customizations, and the tags
+# they own, are found by query.
+customizations = Table(
+    "customizations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uid", String(32), nullable=False, unique=True),  # the id users see (Docker's `id`)
+    Column("namespace_id", Integer, ForeignKey("namespaces.id"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("document", Text, nullable=False),  # JSON, as to_fields writes it
+    Column("created_by", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_customizations_namespace", "namespace_id"),
+)
+
+customization_targets = Table(
+    "customization_targets",
+    metadata,
+    Column(
+        "customization_id",
+        Integer,
+        ForeignKey("customizations.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("base_tag", String(128), primary_key=True),
+    Column("result_tag", String(128), nullable=False),
+    UniqueConstraint("repository_id", "result_tag"),  # a tag has one owner
+    Index("ix_customization_targets_base", "repository_id", "base_tag"),
+)
+
+# One build of one target of a customization: why it ran, the lock of every input digest it
+# used, what changed against the build before, and what it made. A failed build keeps the
+# last good image and says why.
+builds = Table(
+    "builds",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "customization_id",
+        Integer,
+        ForeignKey("customizations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column(
+        "repository_id", Integer, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("base_tag", String(128), nullable=False),
+    # "created", "edited", "base", "artifact", "packages", "manual"
+    Column("trigger", String(16), nullable=False),
+    Column("trigger_detail", Text, nullable=True),
+    # "queued", "running", "succeeded", "unchanged" (the lock matched the last one), "failed"
+    Column("status", String(16), nullable=False),
+    Column("job_id", Integer, ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True),
+    Column("lock", Text, nullable=True),  # JSON: every input digest
+    Column("changes", Text, nullable=True),  # JSON: against the previous good build
+    Column("result_digest", String(80), nullable=True),  # the index pushed
+    Column("outputs", Text, nullable=True),  # JSON: per-platform manifests; later signatures
+    Column("error", Text, nullable=True),
+    Column("log", Text, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Index("ix_builds_customization", "customization_id", "id"),
+)

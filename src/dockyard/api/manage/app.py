@@ -8,7 +8,17 @@ from fastapi import APIRouter, FastAPI
 from starlette.datastructures import State
 
 from dockyard.api.errors import API_EXCEPTION_HANDLERS
-from dockyard.api.manage import catalog, jobs, mirrors, orgs, repositories, tokens, users, webhooks
+from dockyard.api.manage import (
+    catalog,
+    customizations,
+    jobs,
+    mirrors,
+    orgs,
+    repositories,
+    tokens,
+    users,
+    webhooks,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     orgs.router,
@@ -18,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     webhooks.router,
     catalog.router,
     mirrors.router,
+    customizations.router,
     jobs.router,
 )
 """Every resource of the API, one router each; a new resource adds its router here."""

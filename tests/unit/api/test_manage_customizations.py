@@ -1,0 +1,210 @@
+"""Customizations through the management API, in process: who may keep which, the fields each
+refusal names, the tags a customization owns, and the builds each change queues."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from argon2 import PasswordHasher
+
+from dockyard.auth import secrets
+from dockyard.auth.policy import Role
+from support.inprocess import ADMIN_PASSWORD, Auth, InProcess, running_app
+
+API = "/api/v1"
+
+
+@dataclass
+class Scene:
+    home: InProcess
+    owner: Auth
+    member: Auth
+    other: Auth
+    outsider: Auth
+
+    async def call(
+        self, method: str, path: str, auth: Auth | None = None, **kwargs: Any
+    ) -> tuple[int, Any]:
+        async with self.home.client.request(
+            method, API + path, headers=auth or {}, **kwargs
+        ) as resp:
+            body = await resp.json() if resp.content_type == "application/json" else None
+            return resp.status, body
+
+
+@pytest_asyncio.fixture
+async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Scene]:
+    """`acme/dhi-python` mirrored (with tag 3.13) from an upstream Dockyard, and two
+    repositories of acme's and one of another organization's."""
+    monkeypatch.setattr(
+        secrets, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        upstream = await stack.enter_async_context(running_app(tmp_path / "up", run_workers=False))
+        home = await stack.enter_async_context(
+            running_app(tmp_path / "home", session_factory=upstream.session_factory())
+        )
+        await upstream.push_image("dhi/python", "3.13", [b"python 3.13"])
+        owner, member, other, outsider = [
+            await home.user(name) for name in ("olivia", "mark", "mia", "eve")
+        ]
+        await home.org("acme", "olivia", {"mark": Role.MEMBER, "mia": Role.MEMBER})
+        scene = Scene(home, owner, member, other, outsider)
+        entry = {
+            "name": "python",
+            "source": "upstream.test/dhi/python",
+            "source_tls": "disabled",
+            "username": "admin",
+            "password": ADMIN_PASSWORD,
+        }
+        status, body = await scene.call("POST", "/catalog", home.admin, json=entry)
+        assert status == 201, body
+        status, body = await scene.call(
+            "POST", "/mirrors", scene.owner, json={"entry": "python", "org": "acme"}
+        )
+        assert status == 201, body
+        runs = f"/mirrors/{body['id']}/runs"
+        async with asyncio.timeout(60):
+            while True:
+                _, found = await scene.call("GET", runs, scene.owner)
+                if found["items"] and found["items"][0]["outcome"] != "running":
+                    assert found["items"][0]["outcome"] == "succeeded", found
+                    break
+                await asyncio.sleep(0.05)
+        await home.push_image("acme/rootca", "1", [b"ca"], auth=scene.member)
+        await home.push_image("acme/dhi-python", "3.13_taken", [b"mine"], auth=scene.member)
+        await home.push_image("other/rootca", "1", [b"ca"])
+        yield scene
+
+
+DOCUMENT: dict[str, Any] = {
+    "name": "with ca",
+    "targets": [{"destination": "acme/dhi-python", "tag": "3.13"}],
+    "tag_suffix": "custom",
+    "contents": {
+        "packages": ["curl"],
+        "artifacts": [{"name": "acme/rootca:1", "includes": ["etc/ssl/certs"]}],
+    },
+    "accounts": {"runs-as": "app", "users": [{"name": "app", "uid": 1000}]},
+    "platforms": ["linux/amd64"],
+}
+
+
+async def test_a_member_keeps_a_customization_and_its_first_build_is_queued(scene: Scene) -> None:
+    status, body = await scene.call("POST", "/customizations", scene.member, json=DOCUMENT)
+    assert status == 201, body
+    uid = body["id"]
+    assert body["targets"] == [
+        {"destination": "acme/dhi-python", "tag": "3.13", "result_tag": "3.13_custom"}
+    ]
+    assert body["document"]["accounts"]["runs-as"] == "app"  # Docker's spelling
+    assert body["document"]["id"] == uid
+    assert body["created_by"] == "mark"
+    status, builds = await scene.call("GET", f"/customizations/{uid}/builds", scene.member)
+    assert status == 200
+    assert [(b["trigger"], b["status"], b["tag"]) for b in builds["items"]] == [
+        ("created", "queued", "3.13")
+    ]
+    # listed for whoever may pull from the repository, and for nobody else
+    status, listed = await scene.call("GET", "/customizations?org=acme", scene.other)
+    assert [c["id"] for c in listed["items"]] == [uid]
+    status, listed = await scene.call("GET", "/customizations", scene.outsider)
+    assert listed["items"] == []
+    status, _ = await scene.call("GET", f"/customizations/{uid}", scene.outsider)
+    assert status == 404
+
+
+async def test_edits_are_for_the_creator_and_the_owners(scene: Scene) -> None:
+    _, body = await scene.call("POST", "/customizations", scene.member, json=DOCUMENT)
+    uid = body["id"]
+    edited = {**DOCUMENT, "environment": {"APP_ENV": "prod"}}
+    status, body = await scene.call("PUT", f"/customizations/{uid}", scene.other, json=edited)
+    assert (status, body["errors"][0]["code"]) == (403, "DENIED")
+    assert "created by 'mark'" in body["errors"][0]["message"]
+    status, body = await scene.call("PUT", f"/customizations/{uid}", scene.owner, json=edited)
+    assert status == 200, body
+    assert body["document"]["environment"] == {"APP_ENV": "prod"}
+    _, builds = await scene.call("GET", f"/customizations/{uid}/builds", scene.owner)
+    assert [b["trigger"] for b in builds["items"]] == ["edited", "created"]
+    status, body = await scene.call(
+        "PUT", f"/customizations/{uid}", scene.owner, json={**edited, "id": "0000"}
+    )
+    assert (status, body["errors"][0]["detail"]["field"]) == (400, "id")
+    status, body = await scene.call("POST", f"/customizations/{uid}/builds", scene.member)
+    assert status == 202, body
+    status, _ = await scene.call("DELETE", f"/customizations/{uid}", scene.other)
+    assert status == 403
+    status, _ = await scene.call("DELETE", f"/customizations/{uid}", scene.member)
+    assert status == 204
+    status, _ = await scene.call("GET", f"/customizations/{uid}", scene.member)
+    assert status == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "field", "says"),
+    [
+        (
+            {"targets": [{"destination": "acme/dhi-ruby", "tag": "1"}]},
+            400,
+            "targets[0].destination",
+            "no repository",
+        ),
+        (
+            {"targets": [{"destination": "acme/rootca", "tag": "1"}]},
+            400,
+            "targets[0].destination",
+            "not a mirrored image",
+        ),
+        (
+            {"targets": [{"destination": "acme/dhi-python", "tag": "3.12"}]},
+            400,
+            "targets[0].tag",
+            "no tag '3.12'",
+        ),
+        ({"tag_suffix": "taken"}, 409, "tag_suffix", "does not own"),
+        (
+            {"contents": {"artifacts": [{"name": "other/rootca:1", "includes": ["etc"]}]}},
+            400,
+            "contents.artifacts[0].name",
+            "outside acme",
+        ),
+        (
+            {"contents": {"artifacts": [{"name": "acme/rootca:2", "includes": ["etc"]}]}},
+            400,
+            "contents.artifacts[0].name",
+            "no tag '2'",
+        ),
+        ({"platforms": ["linux"]}, 422, "body.platforms", "os/arch"),
+    ],
+)
+async def test_each_refusal_names_its_field(
+    scene: Scene, change: dict[str, Any], status: int, field: str, says: str
+) -> None:
+    got, body = await scene.call(
+        "POST", "/customizations", scene.member, json={**DOCUMENT, **change}
+    )
+    assert got == status, body
+    error = body["errors"][0]
+    assert error["detail"]["field"] == field, error
+    assert says in error["message"], error
+
+
+async def test_two_customizations_cannot_own_one_tag(scene: Scene) -> None:
+    status, _ = await scene.call("POST", "/customizations", scene.member, json=DOCUMENT)
+    assert status == 201
+    status, body = await scene.call("POST", "/customizations", scene.other, json=DOCUMENT)
+    assert (status, body["errors"][0]["detail"]["field"]) == (409, "tag_suffix")
+
+
+async def test_who_may_not_push_may_not_customize(scene: Scene) -> None:
+    status, body = await scene.call("POST", "/customizations", scene.outsider, json=DOCUMENT)
+    assert (status, body["errors"][0]["code"]) == (403, "DENIED")
+    status, _ = await scene.call("POST", "/customizations", json=DOCUMENT)
+    assert status == 401
