@@ -11,6 +11,7 @@ from dockyard.build.apt.packages import Installed, PackageIndex, read_packages
 from dockyard.build.apt.resolution import (
     Request,
     Resolution,
+    ResolveError,
     UnknownPackage,
     UnknownVersion,
     Unresolvable,
@@ -166,7 +167,7 @@ def test_a_version_constraint_picks_nothing_older() -> None:
     with pytest.raises(Unresolvable) as refused:
         run(["app"], available)
     message = str(refused.value)
-    assert message.startswith("packages: cannot install app:")
+    assert message.startswith("contents.packages[0]: cannot install app:")
     assert "app 1 Depends: lib (>= 3), but the index has lib 2" in message
 
 
@@ -233,7 +234,7 @@ def test_an_installed_package_that_breaks_the_new_one_is_named() -> None:
     with pytest.raises(Unresolvable) as refused:
         run(["plugin"], available, "Package: host\nVersion: 5\nBreaks: plugin (<< 2)")
     assert "host 5 Breaks: plugin (<< 2), and the base has host 5" in str(refused.value)
-    assert refused.value.field == "packages"
+    assert refused.value.field == "contents.packages[0]"
 
 
 def test_chosen_packages_that_conflict_are_refused() -> None:
@@ -338,6 +339,11 @@ def test_an_unknown_name_gets_the_closest_names() -> None:
             base(),
         )
     assert refused.value.suggestions == ["curl"]
+    assert refused.value.detail == {
+        "field": "contents.packages[0]",
+        "package": "curll",
+        "suggestions": ["curl"],
+    }
     assert str(refused.value) == (
         "contents.packages[0]: no package named 'curll' in the package index; did you mean curl?"
     )
@@ -356,8 +362,10 @@ def test_a_missing_version_lists_the_available_ones() -> None:
 
 
 def test_a_request_is_a_name_or_name_equals_version() -> None:
-    with pytest.raises(ValueError, match="is not a package name or name=version"):
+    with pytest.raises(ResolveError, match="is not a package name or name=version") as refused:
         Request.parse("curl>=7", "contents.packages[2]")
+    assert refused.value.field == "contents.packages[2]"
+    assert Request.parse("jq=1.6-2.1+deb12u1") == Request("jq", "1.6-2.1+deb12u1")
 
 
 def test_what_the_base_has_is_skipped_and_an_old_version_is_upgraded() -> None:

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from dockyard.build.apt.packages import Package, compare_versions
+from dockyard.build.errors import Invalid
 
 REQUEST = re.compile(r"^(?P<name>[a-z0-9][a-z0-9+.-]+)(?:=(?P<version>[^\s=]+))?$")
 
 
-class ResolveError(ValueError):
-    """A request that cannot be installed; `field` names the input it came from."""
+class ResolveError(Invalid):
+    """A request that cannot be installed; `field` names the input it came from
+    (`contents.packages[1]`), `detail` carries the names and versions the message gives."""
 
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, message: str, **detail: Any) -> None:
+        super().__init__(field, message, **detail)
+        self.reason = message
 
 
 class UnknownPackage(ResolveError):
@@ -27,7 +29,12 @@ class UnknownPackage(ResolveError):
         self.name = name
         self.suggestions = suggestions
         hint = f"; did you mean {', '.join(suggestions)}?" if suggestions else ""
-        super().__init__(field, f"no package named {name!r} in the package index{hint}")
+        super().__init__(
+            field,
+            f"no package named {name!r} in the package index{hint}",
+            package=name,
+            suggestions=suggestions,
+        )
 
 
 class UnknownVersion(ResolveError):
@@ -38,6 +45,9 @@ class UnknownVersion(ResolveError):
         super().__init__(
             field,
             f"{name} {version} is not in the package index; available: {', '.join(available)}",
+            package=name,
+            version=version,
+            available=available,
         )
 
 
@@ -49,6 +59,8 @@ class VirtualPackage(ResolveError):
         super().__init__(
             field,
             f"{name!r} is a virtual package provided by {', '.join(providers)}; name one of them",
+            package=name,
+            providers=providers,
         )
 
 
@@ -62,10 +74,10 @@ class Request:
 
     name: str
     version: str | None = None
-    field: str = "packages"
+    field: str = "contents.packages"
 
     @classmethod
-    def parse(cls, text: str, field: str = "packages") -> Request:
+    def parse(cls, text: str, field: str = "contents.packages") -> Request:
         """`name` or `name=version`, as `apt-get install` takes them."""
         match = REQUEST.match(text.strip())
         if match is None:

@@ -65,7 +65,10 @@ def resolve(
 ) -> Resolution:
     """What `apt-get install --no-install-recommends REQUESTS` would install on a system with
     `installed`, from `index`; raises a `ResolveError` naming the request's field."""
-    wanted = [r if isinstance(r, Request) else Request.parse(r) for r in requests]
+    wanted = [
+        r if isinstance(r, Request) else Request.parse(r, f"contents.packages[{i}]")
+        for i, r in enumerate(requests)
+    ]
     return _Resolver(index, installed).run(wanted)
 
 
@@ -474,7 +477,7 @@ class _Resolver:
             for kind, group in _positives(other):
                 if self._satisfier(group) is None and self._met_by_base(group):
                     raise Unresolvable(
-                        "packages",
+                        "contents.packages",
                         f"the packages would break {other.name} {other.version} of the base: "
                         f"{kind}: {format_alternatives(group)} would no longer be met",
                     )
