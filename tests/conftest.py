@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, settings
 pytest_plugins = [
     "support.peers",
     "support.postgres",
+    "support.debian",
     "support.rules",
     "support.inprocess",
     "support.remote",

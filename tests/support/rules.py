@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import pytest
 
+from support.debian import FIXTURES as DEBIAN_FIXTURES
 from support.postgres import FIXTURES as POSTGRES_FIXTURES
+
+PEER_FIXTURES = POSTGRES_FIXTURES | DEBIAN_FIXTURES
+"""Fixtures that need a peer of the machine (PostgreSQL, a Debian system built by mmdebstrap)."""
 
 WIDE_SCOPES = frozenset({"module", "class", "package"})
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep together the tests that share state; refuse a PostgreSQL test not marked `peers`.
+    """Keep together the tests that share state; refuse a test of a peer (PostgreSQL, a Debian
+    system) not marked `peers`.
 
     A test that uses a fixture wider than itself (a module's server, a module's event loop, a
     class's state) runs on the same xdist worker as the rest of its module, in file order:
@@ -22,14 +27,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     unmarked = []
     for item in items:
         fixtures = item.fixturenames if isinstance(item, pytest.Function) else []
-        if POSTGRES_FIXTURES.intersection(fixtures) and item.get_closest_marker("peers") is None:
+        if PEER_FIXTURES.intersection(fixtures) and item.get_closest_marker("peers") is None:
             unmarked.append(item.nodeid)
         if _uses_wide_fixture(item) or _uses_wide_loop(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
     if unmarked:
         raise pytest.UsageError(
-            "these tests use PostgreSQL but are not marked `peers`, so `make unit` "
-            "(-m 'not peers') would need it: " + ", ".join(unmarked)
+            "these tests use PostgreSQL or a Debian system but are not marked `peers`, so "
+            "`make unit` (-m 'not peers') would need it: " + ", ".join(unmarked)
         )
 
 

@@ -101,6 +101,25 @@ def test_a_postgresql_test_not_marked_peers_is_refused(tmp_path: Path) -> None:
     assert "test_marked" not in result.stderr
 
 
+def test_a_test_of_the_debian_base_not_marked_peers_is_refused(tmp_path: Path) -> None:
+    # The base is built by mmdebstrap from the machine's mirror: `make unit` must not need it.
+    result = pytest_on(
+        tmp_path,
+        """
+        import pytest
+
+        def test_unmarked(debian_base): pass
+
+        @pytest.mark.peers
+        def test_marked(debian_base): pass
+        """,
+        "--collect-only",
+    )
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr
+    assert "test_probe.py::test_unmarked" in result.stderr
+    assert "test_marked" not in result.stderr
+
+
 def test_a_postgresql_test_asking_at_run_time_without_the_mark_fails(tmp_path: Path) -> None:
     # Fails at setup, before any database is made: the unit run has no PostgreSQL to ask.
     result = pytest_on(
