@@ -28,8 +28,9 @@ from dockyard.auth.throttle import LoginThrottle, ThrottleLimits
 from dockyard.auth.tokens import TokenIssuer, new_signing_key
 from dockyard.client.hosts import SessionFactory
 from dockyard.config import Settings
+from dockyard.hub.builds import CustomizationBuilds
 from dockyard.hub.catalog import Catalog
-from dockyard.hub.customizations import Customizations
+from dockyard.hub.customizations import BUILD_JOB, Customizations
 from dockyard.hub.jobs import JobQueue
 from dockyard.hub.mirror_sync import MirrorSync
 from dockyard.hub.mirrors import SYNC_JOB, Mirrors
@@ -167,7 +168,11 @@ def build_hub(
         catalog,
         mirrors,
         webhooks,
-        {SYNC_JOB: sync, **webhooks.handlers()},
+        {
+            SYNC_JOB: sync,
+            BUILD_JOB: CustomizationBuilds(registry, settings.data / "build"),
+            **webhooks.handlers(),
+        },
         Customizations(registry, queue),
         ticks=[mirrors.schedule_due, webhooks.dispatch_events],
     )

@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from dockyard.auth import secrets
 from dockyard.auth.policy import Role
 from support.inprocess import ADMIN_PASSWORD, Auth, InProcess, running_app
+from support.ocilayout import tar_layer
 
 API = "/api/v1"
 
@@ -51,7 +52,10 @@ async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         home = await stack.enter_async_context(
             running_app(tmp_path / "home", session_factory=upstream.session_factory())
         )
-        await upstream.push_image("dhi/python", "3.13", [b"python 3.13"])
+        base = tar_layer(
+            [("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("etc/group", "root:x:0:\n")]
+        )
+        await upstream.push_image("dhi/python", "3.13", [base.data])
         owner, member, other, outsider = [
             await home.user(name) for name in ("olivia", "mark", "mia", "eve")
         ]
@@ -78,10 +82,22 @@ async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
                     assert found["items"][0]["outcome"] == "succeeded", found
                     break
                 await asyncio.sleep(0.05)
-        await home.push_image("acme/rootca", "1", [b"ca"], auth=scene.member)
+        certs = tar_layer([("etc/ssl/certs/mine.pem", "MINE")])
+        await home.push_image("acme/rootca", "1", [certs.data], auth=scene.member)
         await home.push_image("acme/dhi-python", "3.13_taken", [b"mine"], auth=scene.member)
         await home.push_image("other/rootca", "1", [b"ca"])
         yield scene
+
+
+async def finished_builds(scene: Scene, uid: str, count: int) -> list[dict[str, Any]]:
+    """The customization's builds once `count` of them ended (newest first)."""
+    async with asyncio.timeout(60):
+        while True:
+            _, body = await scene.call("GET", f"/customizations/{uid}/builds", scene.owner)
+            ended = [b for b in body["items"] if b["status"] not in ("queued", "running")]
+            if len(ended) >= count:
+                return list(body["items"])
+            await asyncio.sleep(0.05)
 
 
 DOCUMENT: dict[str, Any] = {
@@ -107,11 +123,14 @@ async def test_a_member_keeps_a_customization_and_its_first_build_is_queued(scen
     assert body["document"]["accounts"]["runs-as"] == "app"  # Docker's spelling
     assert body["document"]["id"] == uid
     assert body["created_by"] == "mark"
-    status, builds = await scene.call("GET", f"/customizations/{uid}/builds", scene.member)
-    assert status == 200
-    assert [(b["trigger"], b["status"], b["tag"]) for b in builds["items"]] == [
-        ("created", "queued", "3.13")
-    ]
+    (build,) = await finished_builds(scene, uid, 1)
+    assert (build["trigger"], build["tag"], build["status"]) == ("created", "3.13", "failed")
+    assert "no package sources" in build["error"]  # the site has none configured
+    async with scene.home.client.get(
+        f"{API}/customizations/{uid}/builds/{build['id']}/log", headers=scene.member
+    ) as resp:
+        assert resp.status == 200
+        assert "failed: contents.packages" in await resp.text()
     # listed for whoever may pull from the repository, and for nobody else
     status, listed = await scene.call("GET", "/customizations?org=acme", scene.other)
     assert [c["id"] for c in listed["items"]] == [uid]
@@ -208,3 +227,28 @@ async def test_who_may_not_push_may_not_customize(scene: Scene) -> None:
     assert (status, body["errors"][0]["code"]) == (403, "DENIED")
     status, _ = await scene.call("POST", "/customizations", json=DOCUMENT)
     assert status == 401
+
+
+async def test_a_build_pushes_the_result_tag_and_a_rebuild_changes_nothing(scene: Scene) -> None:
+    document = {**DOCUMENT, "contents": {"artifacts": DOCUMENT["contents"]["artifacts"]}}
+    status, body = await scene.call("POST", "/customizations", scene.member, json=document)
+    assert status == 201, body
+    uid = body["id"]
+    (first,) = await finished_builds(scene, uid, 1)
+    assert first["status"] == "succeeded", first
+    assert first["changes"] == {"first": True}
+    assert first["lock"]["base"]["reference"] == "acme/dhi-python:3.13"
+    async with scene.home.client.head(
+        "/v2/acme/dhi-python/manifests/3.13_custom",
+        headers={**scene.member, "Accept": "application/vnd.oci.image.index.v1+json"},
+    ) as resp:
+        assert resp.status == 200
+        assert resp.headers["Docker-Content-Digest"] == first["digest"]
+    status, _ = await scene.call("POST", f"/customizations/{uid}/builds", scene.member)
+    assert status == 202
+    again = (await finished_builds(scene, uid, 2))[0]
+    assert (again["trigger"], again["status"], again["digest"]) == (
+        "manual",
+        "unchanged",
+        first["digest"],
+    )
