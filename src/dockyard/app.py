@@ -176,6 +176,7 @@ def build_hub(
         Customizations(registry, queue),
         ticks=[mirrors.schedule_due, webhooks.dispatch_events],
     )
+    hub.ticks.append(hub.customizations.rebuild_on_pushes)
     mirrors.wake = hub.customizations.wake = hub.wake
     return hub
 

@@ -24,14 +24,18 @@ from dockyard.hub.errors import Conflict, Invalid, NotFound
 from dockyard.hub.jobs import JobQueue
 from dockyard.metadata import accounts as account_rows
 from dockyard.metadata import customizations as rows
+from dockyard.metadata import events as event_rows
 from dockyard.metadata import mirrors as mirror_rows
 from dockyard.metadata import repositories as repository_rows
+from dockyard.metadata import settings as site_settings
 from dockyard.metadata.customizations import BuildRow, CustomizationRow
+from dockyard.metadata.events import EventRow
 from dockyard.oci.errors import Denied, NameUnknown, Unauthorized
 from dockyard.oci.names import namespace_of
 from dockyard.registry.service import Registry
 
 BUILD_JOB = "customization.build"
+_CURSOR = "customizations.event_cursor"  # the last event rebuilds were queued for
 _BUILD_ATTEMPTS = 3
 
 
@@ -173,6 +177,56 @@ class Customizations:
                 for t in current.targets
             ]
         self.wake()
+        return queued
+
+    async def rebuild_on_pushes(self, limit: int = 200) -> int:
+        """Queue the builds that tags pushed or moved since the last call call for: a target's
+        base tag (a mirror sync moved it) or an artifact's tag; how many builds.
+
+        The place in the event outbox is a site setting, read and moved under one lock, so
+        several nodes ticking at once queue each build once.
+        """
+        async with self.db.read() as conn:
+            seen = int(await site_settings.get(conn, _CURSOR) or -1)
+            newest = await event_rows.last_id(conn)
+        if seen == newest:
+            return 0
+        queued = 0
+        async with self.db.write() as conn:
+            await self.db.lock(conn, _CURSOR)
+            seen = int(await site_settings.get(conn, _CURSOR) or -1)
+            if seen < 0:  # the first tick of a site: earlier pushes built nothing
+                await site_settings.put(self.db, conn, _CURSOR, str(newest))
+                return 0
+            pushed = await event_rows.after(conn, seen, limit)
+            for event in pushed:
+                queued += await self._rebuild_for(conn, event)
+            if pushed:
+                await site_settings.put(self.db, conn, _CURSOR, str(pushed[-1].id))
+        if queued:
+            self.wake()
+        return queued
+
+    async def _rebuild_for(self, conn: AsyncConnection, event: EventRow) -> int:
+        queued = 0
+        moved = f"{event.repository}:{event.tag} moved to {event.new_digest}"
+        for row in await rows.in_namespace_of(conn, event.repository_id):
+            custom = self.document(row)
+            artifact = any(
+                split_reference(a.name)[:2] == (event.repository, event.tag)
+                for a in custom.contents.artifacts
+            )
+            for target in row.targets:
+                base = (target.repository_id, target.base_tag) == (event.repository_id, event.tag)
+                if not (base or artifact):
+                    continue
+                if await rows.has_queued_build(conn, row.id, target.repository_id, target.base_tag):
+                    continue
+                trigger = "base" if base else "artifact"
+                await self._queue(
+                    conn, row.id, target.repository_id, target.base_tag, trigger, moved
+                )
+                queued += 1
         return queued
 
     @staticmethod

@@ -317,3 +317,27 @@ async def build_log(conn: AsyncConnection, build_id: int) -> str | None:
     """The build's log (kept apart from `BuildRow`: it may be long)."""
     found = await conn.scalar(select(builds.c.log).where(builds.c.id == build_id))
     return str(found) if found is not None else None
+
+
+async def in_namespace_of(conn: AsyncConnection, repository_id: int) -> list[CustomizationRow]:
+    """The customizations of the namespace the repository belongs to."""
+    namespace_id = select(repositories.c.namespace_id).where(repositories.c.id == repository_id)
+    return await _customizations(
+        conn, customizations.c.namespace_id == namespace_id.scalar_subquery()
+    )
+
+
+async def has_queued_build(
+    conn: AsyncConnection, customization_id: int, repository_id: int, base_tag: str
+) -> bool:
+    found = await conn.scalar(
+        select(builds.c.id)
+        .where(
+            builds.c.customization_id == customization_id,
+            builds.c.repository_id == repository_id,
+            builds.c.base_tag == base_tag,
+            builds.c.status == "queued",
+        )
+        .limit(1)
+    )
+    return found is not None

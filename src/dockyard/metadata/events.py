@@ -110,3 +110,15 @@ async def prune(conn: AsyncConnection, before: float) -> int:
         )
     )
     return (await conn.execute(statement)).rowcount
+
+
+async def after(conn: AsyncConnection, event_id: int, limit: int) -> list[EventRow]:
+    """The events after `event_id`, oldest first."""
+    query = _SELECT.where(events.c.id > event_id).order_by(events.c.id).limit(limit)
+    return [_event(row) for row in await conn.execute(query)]
+
+
+async def last_id(conn: AsyncConnection) -> int:
+    """The newest event's id (0 when there is none)."""
+    found = await conn.scalar(select(events.c.id).order_by(events.c.id.desc()).limit(1))
+    return int(found or 0)

@@ -20,3 +20,10 @@ async def get_or_set(db: Database, key: str, make: str) -> str:
         value = await get(conn, key)
     assert value is not None
     return value
+
+
+async def put(db: Database, conn: AsyncConnection, key: str, value: str) -> None:
+    """Store `value` under `key`, replacing what was there."""
+    await conn.execute(
+        db.upsert(settings, [settings.c.key], value=value).values(key=key, value=value)
+    )

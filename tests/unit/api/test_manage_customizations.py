@@ -24,11 +24,13 @@ API = "/api/v1"
 
 @dataclass
 class Scene:
+    upstream: InProcess
     home: InProcess
     owner: Auth
     member: Auth
     other: Auth
     outsider: Auth
+    mirror: int = 0
 
     async def call(
         self, method: str, path: str, auth: Auth | None = None, **kwargs: Any
@@ -60,7 +62,7 @@ async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
             await home.user(name) for name in ("olivia", "mark", "mia", "eve")
         ]
         await home.org("acme", "olivia", {"mark": Role.MEMBER, "mia": Role.MEMBER})
-        scene = Scene(home, owner, member, other, outsider)
+        scene = Scene(upstream, home, owner, member, other, outsider)
         entry = {
             "name": "python",
             "source": "upstream.test/dhi/python",
@@ -74,19 +76,26 @@ async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
             "POST", "/mirrors", scene.owner, json={"entry": "python", "org": "acme"}
         )
         assert status == 201, body
-        runs = f"/mirrors/{body['id']}/runs"
-        async with asyncio.timeout(60):
-            while True:
-                _, found = await scene.call("GET", runs, scene.owner)
-                if found["items"] and found["items"][0]["outcome"] != "running":
-                    assert found["items"][0]["outcome"] == "succeeded", found
-                    break
-                await asyncio.sleep(0.05)
+        scene.mirror = body["id"]
+        await synced(scene, 1)
         certs = tar_layer([("etc/ssl/certs/mine.pem", "MINE")])
         await home.push_image("acme/rootca", "1", [certs.data], auth=scene.member)
         await home.push_image("acme/dhi-python", "3.13_taken", [b"mine"], auth=scene.member)
         await home.push_image("other/rootca", "1", [b"ca"])
         yield scene
+
+
+async def synced(scene: Scene, count: int) -> None:
+    """Wait until the mirror's `count`th sync run succeeded."""
+    runs = f"/mirrors/{scene.mirror}/runs"
+    async with asyncio.timeout(60):
+        while True:
+            _, found = await scene.call("GET", runs, scene.owner)
+            ended = [r for r in found["items"] if r["outcome"] != "running"]
+            if len(ended) >= count:
+                assert ended[0]["outcome"] == "succeeded", found
+                return
+            await asyncio.sleep(0.05)
 
 
 async def finished_builds(scene: Scene, uid: str, count: int) -> list[dict[str, Any]]:
@@ -251,4 +260,33 @@ async def test_a_build_pushes_the_result_tag_and_a_rebuild_changes_nothing(scene
         "manual",
         "unchanged",
         first["digest"],
+    )
+
+
+async def test_a_moved_base_or_artifact_tag_rebuilds(scene: Scene) -> None:
+    document = {**DOCUMENT, "contents": {"artifacts": DOCUMENT["contents"]["artifacts"]}}
+    _, body = await scene.call("POST", "/customizations", scene.member, json=document)
+    uid = body["id"]
+    (first,) = await finished_builds(scene, uid, 1)
+    assert first["status"] == "succeeded", first
+
+    # the upstream publishes a new 3.13; the mirror's sync moves the base tag
+    newer = tar_layer([("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("etc/motd", "2")])
+    await scene.upstream.push_image("dhi/python", "3.13", [newer.data])
+    status, _ = await scene.call("POST", f"/mirrors/{scene.mirror}/sync", scene.owner)
+    assert status == 202
+    rebuilt = (await finished_builds(scene, uid, 2))[0]
+    assert (rebuilt["trigger"], rebuilt["status"]) == ("base", "succeeded"), rebuilt
+    assert "acme/dhi-python:3.13 moved to" in rebuilt["trigger_detail"]
+    assert set(rebuilt["changes"]) >= {"base"}
+    assert rebuilt["digest"] != first["digest"]
+
+    # a new build of the artifact, pushed under the same tag
+    certs = tar_layer([("etc/ssl/certs/mine.pem", "MINE, renewed")])
+    await scene.home.push_image("acme/rootca", "1", [certs.data], auth=scene.member)
+    again = (await finished_builds(scene, uid, 3))[0]
+    assert (again["trigger"], again["status"]) == ("artifact", "succeeded"), again
+    assert (
+        again["changes"]["linux/amd64"]["artifacts"]["to"]
+        != again["changes"]["linux/amd64"]["artifacts"]["from"]
     )
