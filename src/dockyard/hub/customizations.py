@@ -211,6 +211,8 @@ class Customizations:
         queued = 0
         moved = f"{event.repository}:{event.tag} moved to {event.new_digest}"
         for row in await rows.in_namespace_of(conn, event.repository_id):
+            if event.created_at <= row.updated_at:
+                continue  # the build its creation (or last edit) queued saw this already
             custom = self.document(row)
             artifact = any(
                 split_reference(a.name)[:2] == (event.repository, event.tag)
