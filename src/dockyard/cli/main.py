@@ -13,6 +13,7 @@ from dockyard.cli import (
     admin,
     artifact,
     catalog,
+    customization,
     image,
     loop,
     manifest,
@@ -39,6 +40,7 @@ app.add_typer(sync.app, name="sync")
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(mirror.app, name="mirror")
 app.add_typer(webhook.app, name="webhook")
+app.add_typer(customization.app, name="customization")
 
 
 def _print_version(wanted: bool) -> None:

@@ -81,6 +81,16 @@ class ManageClient:
             answer: Json = await response.json(content_type=None)
             return answer
 
+    async def text(self, path: str) -> str:
+        """A GET whose answer is text (a build log)."""
+        async with self._session.get(
+            f"{self.base}/api/v1{path}", headers=self._headers(), allow_redirects=False
+        ) as response:
+            text = await response.text()
+            if response.status >= 400:
+                raise _error(response.status, text)
+            return text
+
     async def pages(
         self, path: str, params: Mapping[str, str] | None = None
     ) -> AsyncIterator[Json]:
