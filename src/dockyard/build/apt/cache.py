@@ -196,3 +196,17 @@ def hash_file(path: Path, algorithm: str = "sha256") -> str:
         while block := handle.read(BUFFER_SIZE):
             hasher.update(block)
     return hasher.hexdigest()
+
+
+async def fetch_deb(
+    session: aiohttp.ClientSession,
+    cache: VerifiedCache,
+    source: AptSource,
+    filename: str,
+    size: int,
+    sha256: str,
+) -> Path:
+    """A package's `.deb` by its index entry (`Filename`, `Size`, `SHA256`): from the cache, or
+    from the source's pool, verified on the way in."""
+    where = f"{source.name} {filename}"
+    return await cache.download(session, source.pool_url(filename), size, sha256, where, source)

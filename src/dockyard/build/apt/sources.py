@@ -99,7 +99,9 @@ def read_apt_sources(etc_apt: Path = Path("/etc/apt")) -> list[AptSource]:
             found.extend(_one_line_sources(path.read_text(), trusted))
     for path in sorted((etc_apt / "sources.list.d").glob("*.sources")):
         with path.open() as handle:
-            found.extend(_deb822_sources(Deb822.iter_paragraphs(handle), trusted))
+            found.extend(
+                _deb822_sources(Deb822.iter_paragraphs(handle, use_apt_pkg=False), trusted)
+            )
     return found
 
 
