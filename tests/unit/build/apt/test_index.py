@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from debian.deb822 import Packages
 
-from dockyard.build.apt.cache import DigestMismatch, fetch_deb
+from dockyard.build.apt.cache import DigestMismatch, fetch_deb, hash_file
 from dockyard.build.apt.index import IndexMissing, fetch_packages, index_targets
 from dockyard.build.apt.release import fetch_release
 
