@@ -79,8 +79,12 @@ class Deb:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._handle: BinaryIO = path.open("rb")
-        members = ar_members(self._handle, str(path))
-        self._control_member, self._data_member = _deb_members(members, str(path))
+        try:
+            members = ar_members(self._handle, str(path))
+            self._control_member, self._data_member = _deb_members(members, str(path))
+        except BaseException:
+            self._handle.close()
+            raise
         self._control: DebControl | None = None
 
     def __enter__(self) -> Deb:
