@@ -29,6 +29,7 @@ class DebSpec:
     files: dict[str, bytes] = field(default_factory=dict)  # path (no leading /) → content
     modes: dict[str, int] = field(default_factory=dict)
     symlinks: dict[str, str] = field(default_factory=dict)  # path → target
+    hardlinks: dict[str, str] = field(default_factory=dict)  # path → a path of `files`
     conffiles: list[str] = field(default_factory=list)  # absolute paths
     md5sums: bool = True
     scripts: dict[str, str] = field(default_factory=dict)  # postinst… → body
@@ -51,6 +52,9 @@ def build_deb(spec: DebSpec, out: Path, work: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
         target.chmod(spec.modes.get(path, 0o644))
+    for path, existing in spec.hardlinks.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).hardlink_to(root / existing)
     for path, link in spec.symlinks.items():
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)

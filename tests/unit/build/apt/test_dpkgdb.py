@@ -4,11 +4,16 @@ installed by `dpkg --root` give the same status file, `.list`, `.md5sums` and `.
 
 from __future__ import annotations
 
+import asyncio
+import re
 import subprocess
 from pathlib import Path
 
+import aiohttp
 import pytest
+from debian.deb822 import Packages
 
+from dockyard.build.apt.cache import VerifiedCache, fetch_deb
 from dockyard.build.apt.deb import Deb
 from dockyard.build.apt.dpkgdb import (
     INFO,
@@ -20,8 +25,14 @@ from dockyard.build.apt.dpkgdb import (
     Recorder,
     database_files,
     detect_form,
+    list_file,
+    md5sums_file,
     normalize_relations,
+    status_stanza,
 )
+from dockyard.build.apt.index import fetch_packages
+from dockyard.build.apt.release import fetch_release
+from dockyard.build.apt.sources import read_apt_sources
 from support.aptrepo import DebSpec, build_deb
 
 BASE = DebSpec("base-files-test", version="12.4", files={"etc/base-release": b"12\n"})
@@ -52,6 +63,7 @@ ADDED = [
             "usr/share/doc/curl-test/copyright": b"MIT\n",
         },
         modes={"usr/bin/curl-test": 0o755},
+        hardlinks={"usr/bin/curl-test-again": "usr/bin/curl-test"},
         conffiles=["/etc/curl-test/curlrc"],
         md5sums=False,  # dpkg makes the md5sums file itself
         fields={
@@ -146,7 +158,12 @@ def test_the_status_form_matches_what_dpkg_writes(
     verify = subprocess.run(
         ["dpkg", f"--root={oracle}", "--verify"], check=True, capture_output=True, text=True
     )
-    assert verify.stdout.split() == ["??5??????", "/usr/bin/curl-test"]
+    assert verify.stdout.split() == [
+        "??5??????",
+        "/usr/bin/curl-test",
+        "??5??????",
+        "/usr/bin/curl-test-again",
+    ]  # fmt: skip  (a hard link: one file, two names)
 
 
 def test_the_status_d_form_is_read_by_dpkg_query(
@@ -204,3 +221,53 @@ def test_a_file_not_read_to_its_end_is_named(debs: tuple[Path, list[Path]]) -> N
             recorder.track(entry)
         with pytest.raises(DatabaseError, match="was not read to its end"):
             recorder.finish()
+
+
+# not base-system packages: their stanzas on this machine may carry an older Priority
+REAL = ("ca-certificates", "git", "curl", "libcurl4", "libssl3", "tzdata", "jq")
+
+
+def _host_stanzas() -> dict[str, bytes]:
+    text = Path("/var/lib/dpkg/status").read_bytes()
+    found = {}
+    for stanza in re.split(rb"\n\s*\n", text.strip(b"\n")):
+        name = stanza.split(b"\n", 1)[0].removeprefix(b"Package: ").decode()
+        found[name] = stanza + b"\n"
+    return found
+
+
+@pytest.mark.peers
+async def test_real_packages_are_recorded_as_this_machines_dpkg_did(tmp_path: Path) -> None:
+    """Debian's own packages at the versions this machine has installed, fetched and verified
+    from its archive: the stanza, `.list` and `.md5sums` equal what dpkg wrote here."""
+    source = next(iter(read_apt_sources()), None)
+    if source is None or "amd64" not in subprocess.check_output(
+        ["dpkg", "--print-architecture"], text=True
+    ):
+        pytest.skip("needs this machine's Debian amd64 archive")
+    host = _host_stanzas()
+    cache = VerifiedCache(tmp_path / "cache")
+    async with aiohttp.ClientSession() as session:
+        release = await fetch_release(session, source)
+        index = await fetch_packages(session, release, "main", "amd64", cache)
+        with index.path.open() as handle:
+            wanted = {
+                p["Package"]: p
+                for p in Packages.iter_paragraphs(handle, use_apt_pkg=False)
+                if p["Package"] in REAL
+                and f"Version: {p['Version']}\n".encode() in host.get(p["Package"], b"")
+            }
+        if len(wanted) < 2:
+            pytest.skip("this machine's versions are no longer in its archive")
+        debs = {
+            name: await fetch_deb(
+                session, cache, source, p["Filename"], int(p["Size"]), p["SHA256"]
+            )
+            for name, p in wanted.items()
+        }
+    for name, deb in debs.items():
+        package = await asyncio.to_thread(_recorded, deb)
+        assert status_stanza(package).decode() == host[name].decode()
+        info = Path("/var/lib/dpkg/info")
+        assert list_file(package).decode() == (info / f"{package.name}.list").read_text()
+        assert md5sums_file(package) == (info / f"{package.name}.md5sums").read_bytes()
