@@ -227,6 +227,10 @@ def test_a_file_not_read_to_its_end_is_named(debs: tuple[Path, list[Path]]) -> N
 REAL = ("ca-certificates", "git", "curl", "libcurl4", "libssl3", "tzdata", "jq")
 
 
+def _host_architecture() -> str:
+    return subprocess.check_output(["dpkg", "--print-architecture"], text=True).strip()
+
+
 def _host_stanzas() -> dict[str, bytes]:
     text = Path("/var/lib/dpkg/status").read_bytes()
     found = {}
@@ -241,9 +245,7 @@ async def test_real_packages_are_recorded_as_this_machines_dpkg_did(tmp_path: Pa
     """Debian's own packages at the versions this machine has installed, fetched and verified
     from its archive: the stanza, `.list` and `.md5sums` equal what dpkg wrote here."""
     source = next(iter(read_apt_sources()), None)
-    if source is None or "amd64" not in subprocess.check_output(
-        ["dpkg", "--print-architecture"], text=True
-    ):
+    if source is None or _host_architecture() != "amd64":
         pytest.skip("needs this machine's Debian amd64 archive")
     host = _host_stanzas()
     cache = VerifiedCache(tmp_path / "cache")
