@@ -10,8 +10,11 @@ the image. FIFOs are kept (dpkg allows them).
 
 from __future__ import annotations
 
+import bz2
 import io
+import lzma
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +25,10 @@ import zstandard
 from debian.deb822 import Deb822
 
 AR_MAGIC = b"!<arch>\n"
+READ_SIZE = 1024 * 1024
 CONTROL_LIMIT = 64 * 1024 * 1024  # the control member's files are read whole: bound them
 SCRIPTS = ("preinst", "postinst", "prerm", "postrm", "config")
-_TAR_MODES = {"": "r|", ".gz": "r|gz", ".xz": "r|xz", ".bz2": "r|bz2", ".zst": "r|"}
+_COMPRESSIONS = ("", ".gz", ".xz", ".bz2", ".zst")
 _KEPT_TYPES = (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE)
 
 
@@ -156,7 +160,7 @@ def _deb_members(members: list[ArMember], where: str) -> tuple[ArMember, ArMembe
         raise DebError(f"{where}: members are {names}, expected debian-binary, control, data")
     for member in (control, data):
         suffix = member.name.split(".tar", 1)[1]
-        if suffix not in _TAR_MODES:
+        if suffix not in _COMPRESSIONS:
             raise DebError(f"{where}: {member.name} uses a compression this reader lacks")
     return control, data
 
@@ -184,11 +188,69 @@ class _Slice(io.RawIOBase):
 
 
 def _open_tar(handle: BinaryIO, member: ArMember) -> tarfile.TarFile:
+    """The member as a tar stream. Decompression is ours, not tarfile's: tarfile's stream mode
+    inflates a whole compressed block at once (a block of text is 100 MB) and copies what is
+    left on every read, which is slow and unbounded; here every call yields at most one buffer."""
     suffix = member.name.split(".tar", 1)[1]
-    raw: IO[bytes] = io.BufferedReader(_Slice(handle, member), 1024 * 1024)
+    raw: IO[bytes] = io.BufferedReader(_Slice(handle, member), READ_SIZE)
     if suffix == ".zst":
         raw = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-    return tarfile.open(fileobj=raw, mode=_TAR_MODES[suffix], bufsize=1024 * 1024)  # type: ignore[call-overload, no-any-return]
+    elif suffix:
+        raw = io.BufferedReader(_Inflating(raw, suffix, member.name), READ_SIZE)
+    return tarfile.open(fileobj=raw, mode="r|", bufsize=READ_SIZE)
+
+
+class _Inflating(io.RawIOBase):
+    """A gzip, xz or bzip2 stream decompressed at most one caller's buffer at a time."""
+
+    def __init__(self, raw: IO[bytes], suffix: str, where: str) -> None:
+        self._raw = raw
+        self._where = where
+        self._zlib = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS) if suffix == ".gz" else None
+        self._other = lzma.LZMADecompressor() if suffix == ".xz" else bz2.BZ2Decompressor()
+        self._pending = b""
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._ended:
+            out = self._step(len(buffer))
+            if out:
+                buffer[: len(out)] = out
+                return len(out)
+        return 0
+
+    def _step(self, limit: int) -> bytes:
+        if self._zlib is not None:
+            if not self._pending:
+                self._pending = self._raw.read(READ_SIZE)
+            if not self._pending:  # input over: what zlib still holds, then it must be done
+                out = self._zlib.decompress(b"", limit)
+                if not out:
+                    self._finish(self._zlib.eof)
+                return out
+            out = self._zlib.decompress(self._pending, limit)
+            self._pending = self._zlib.unconsumed_tail
+            if self._zlib.eof:
+                self._ended = not out
+            return out
+        if self._other.eof:
+            self._ended = True
+            return b""
+        data = b""
+        if self._other.needs_input:
+            data = self._raw.read(READ_SIZE)
+            if not data:
+                self._finish(False)
+                return b""
+        return self._other.decompress(data, limit)
+
+    def _finish(self, complete: bool) -> None:
+        if not complete:
+            raise DebError(f"{self._where}: the compressed member is truncated")
+        self._ended = True
 
 
 def _read_control(handle: BinaryIO, member: ArMember, where: str) -> DebControl:

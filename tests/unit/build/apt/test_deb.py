@@ -7,6 +7,7 @@ import io
 import stat
 import subprocess
 import tarfile
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,9 @@ def _entry(
     return info
 
 
-def _hand_made(tmp_path: Path, entries: list[tarfile.TarInfo]) -> Path:
+def _hand_made(
+    tmp_path: Path, entries: list[tarfile.TarInfo], compression: str = "xz", cut: bool = False
+) -> Path:
     control = tarfile.TarInfo("./control")
     text = b"Package: evil\nVersion: 1\nArchitecture: all\n"
     control.size = len(text)
@@ -123,9 +126,12 @@ def _hand_made(tmp_path: Path, entries: list[tarfile.TarInfo]) -> Path:
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         archive.addfile(control, io.BytesIO(text))
     deb = tmp_path / "evil.deb"
+    data = _tar(entries, compression)
+    if cut:
+        data = data[: len(data) // 2]
     deb.write_bytes(
         _ar([("debian-binary", b"2.0\n"), ("control.tar.gz", buffer.getvalue()),
-             ("data.tar.xz", _tar(entries, "xz"))])
+             (f"data.tar.{compression}", data)])
     )  # fmt: skip
     return deb
 
@@ -184,3 +190,38 @@ def test_not_a_deb_is_refused(tmp_path: Path) -> None:
     other.write_bytes(_ar([("control.tar.gz", b""), ("debian-binary", b"2.0\n")]))
     with pytest.raises(DebError, match="expected debian-binary"):
         Deb(other)
+
+
+@pytest.mark.parametrize("compression", ["gz", "xz", "bz2"])
+def test_a_truncated_member_is_refused(tmp_path: Path, compression: str) -> None:
+    big = tarfile.TarInfo("./usr/big")
+    big.size = 1 << 20
+    deb = _hand_made(tmp_path, [big], compression, cut=True)
+    with Deb(deb) as package, pytest.raises((DebError, tarfile.TarError)):
+        _read_all(package)
+
+
+def _read_all(package: Deb) -> None:
+    for entry in package.entries():
+        if entry.stream is not None:
+            entry.stream.read()
+
+
+def test_a_text_heavy_member_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    """64 MiB of one repeated line compresses to almost nothing: reading it must not inflate
+    a whole compressed block at once (tarfile's own stream decompression holds it all)."""
+    text = b"all work and no play makes jack a dull boy\n" * ((64 << 20) // 43)
+    for compression in ("gzip", "xz"):
+        spec = DebSpec("text", files={"usr/share/text": text}, compression=compression)
+        deb = build_deb(spec, tmp_path / compression, tmp_path / "work")
+        tracemalloc.start()
+        try:
+            with Deb(deb) as package:
+                for entry in package.entries():
+                    while entry.stream is not None and entry.stream.read(1 << 20):
+                        pass
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        # xz's own window is 8 MiB at dpkg-deb's level; tarfile's decompression held > 64 MiB
+        assert peak < 24 << 20, f"{compression}: {peak} bytes at the peak"
