@@ -97,12 +97,19 @@ def build_deb(spec: DebSpec, out: Path, work: Path) -> Path:
 class SigningKey:
     """An OpenPGP key made by `gpg --quick-gen-key` in its own GNUPGHOME."""
 
-    def __init__(self, home: Path, name: str = "Dockyard Test Archive") -> None:
+    def __init__(
+        self,
+        home: Path,
+        name: str = "Dockyard Test Archive",
+        expire: str = "never",
+        faked_time: str | None = None,  # gpg's --faked-system-time, e.g. 20200101T000000
+    ) -> None:
         self.home = home
+        self.faked = [f"--faked-system-time={faked_time}!"] if faked_time else []
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.gpg(
-            "--passphrase", "", "--quick-gen-key", f"{name} <archive@example.test>",
-            "ed25519", "sign", "never",
+            *self.faked, "--passphrase", "", "--quick-gen-key",
+            f"{name} <archive@example.test>", "ed25519", "sign", expire,
         )  # fmt: skip
         listing = self.gpg("--with-colons", "--list-keys").stdout.decode()
         self.fingerprint = next(
@@ -125,9 +132,12 @@ class SigningKey:
         path.write_bytes(data)
         return path
 
-    def clearsign(self, text: bytes) -> bytes:
+    def clearsign(self, text: bytes, at: str | None = None) -> bytes:
+        """`text` clearsigned (at the faked time `at`, like 20200101T120000, when given)."""
+        faked = [f"--faked-system-time={at}!"] if at else self.faked
         return self.gpg(
-            "--local-user", self.fingerprint, "--digest-algo", "SHA256", "--clearsign",
+            *faked, "--local-user", self.fingerprint, "--digest-algo", "SHA256",
+            "--clearsign",
             input=text,
         ).stdout  # fmt: skip
 

@@ -102,10 +102,37 @@ def verify_inrelease(
     signed = verified.bytes
     if signed is None or not verified.valid_sigs:
         raise SignatureInvalid(f"{source.name}: InRelease has no valid signature", source)
-    signers = tuple(sorted({str(sig.certificate) for sig in verified.valid_sigs}))
+    now = now or datetime.now(UTC)
+    signers = _current_signers(verified.valid_sigs, certs, source, now)
     release = parse_release(signed, source, signers, hashlib.sha256(data).hexdigest())
-    _check_current(release, now or datetime.now(UTC))
+    _check_current(release, now)
     return release
+
+
+def _current_signers(
+    signatures: list[Any], certs: list[pysequoia.Cert], source: AptSource, now: datetime
+) -> tuple[str, ...]:
+    """The certificates of the good signatures that are neither expired nor revoked now.
+    Sequoia accepts a signature made while its key was valid; apt (gpgv's EXPKEYSIG) does not:
+    an archive signed only by an expired key is refused, as apt refuses it."""
+    by_fingerprint = {cert.fingerprint.lower(): cert for cert in certs}
+    current, stale = set(), []
+    for signature in signatures:
+        fingerprint = str(signature.certificate).lower()
+        cert = by_fingerprint.get(fingerprint)
+        if cert is None or cert.is_revoked:
+            stale.append(f"{fingerprint} (revoked)")
+        elif cert.expiration is not None and cert.expiration <= now:
+            stale.append(f"{fingerprint} (expired {cert.expiration:%Y-%m-%d})")
+        else:
+            current.add(fingerprint)
+    if not current:
+        raise SignatureInvalid(
+            f"{source.name}: InRelease is signed only by keys no longer valid: "
+            f"{', '.join(stale)}; update the keyring {source.keyring}",
+            source,
+        )
+    return tuple(sorted(current))
 
 
 async def fetch_release(

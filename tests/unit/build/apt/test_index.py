@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import hashlib
 import lzma
+import shutil
 import sys
 from pathlib import Path
 
@@ -208,3 +209,15 @@ async def test_two_processes_fill_one_entry(served: Served, session: aiohttp.Cli
     assert paths[0] == paths[1]
     assert await asyncio.to_thread(hash_file, Path(paths[0])) == stanza["SHA256"]
     assert not any(served.cache.temp.iterdir())
+
+
+async def test_a_mirror_without_by_hash_files_is_read_by_name(
+    served: Served, session: aiohttp.ClientSession
+) -> None:
+    """As apt does: a by-hash 404 falls back to the file's name (still checked by digest)."""
+    served.repo.publish(by_hash=True)
+    folder = served.repo.dists / "main/binary-amd64"
+    shutil.rmtree(folder / "by-hash")
+    release = await fetch_release(session, served.source())
+    index = await fetch_packages(session, release, "main", "amd64", served.cache)
+    assert index.path.read_bytes() == (folder / "Packages").read_bytes()

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from dockyard.build.apt.release import (
+    INRELEASE_LIMIT,
     ReleaseExpired,
     SignatureInvalid,
     fetch_release,
@@ -83,6 +84,23 @@ async def test_another_key_is_refused(
         await fetch_release(session, served.source(keyring=keyring))
 
 
+async def test_a_release_signed_by_an_expired_key_is_refused(
+    served: Served, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """Signed in 2020 while the key was valid, the key expired a day later: Sequoia calls the
+    signature good, apt (EXPKEYSIG) does not, and neither does this."""
+    old = SigningKey(tmp_path / "old", expire="1d", faked_time="20200101T000000")
+    try:
+        release = (served.repo.dists / "Release").read_bytes()
+        signed = old.clearsign(release, at="20200101T120000")
+        (served.repo.dists / "InRelease").write_bytes(signed)
+        keyring = old.export(tmp_path / "old.gpg")
+    finally:
+        old.close()
+    with pytest.raises(SignatureInvalid, match=r"keys no longer valid: .*expired 2020-01-02"):
+        await fetch_release(session, served.source(keyring=keyring))
+
+
 async def test_an_expired_release_is_refused(
     served: Served, session: aiohttp.ClientSession
 ) -> None:
@@ -135,3 +153,12 @@ async def test_the_real_debian_release_verifies(session: aiohttp.ClientSession) 
     assert release.codename == debian[0].suite or release.suite == debian[0].suite
     assert release.signers
     assert any(path.endswith("binary-amd64/Packages.xz") for path in release.files)
+
+
+async def test_an_oversized_release_is_refused_unread(
+    served: Served, session: aiohttp.ClientSession
+) -> None:
+    inrelease = served.repo.dists / "InRelease"
+    inrelease.write_bytes(inrelease.read_bytes() + b"#" * INRELEASE_LIMIT)
+    with pytest.raises(SourceError, match=f"more than {INRELEASE_LIMIT}"):
+        await fetch_release(session, served.source())
