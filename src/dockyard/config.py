@@ -104,6 +104,35 @@ class ProxyUpstream(BaseModel):
         return "disabled" if self.url.startswith("http://") else "enabled"
 
 
+class PackageSource(BaseModel):
+    """Where the packages of one distribution come from: an APT archive, its suites and the
+    keyring its `InRelease` files must be signed by (build/apt/sources.py reads it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    distribution: str = Field(description="the `ID` of the base's /etc/os-release: debian, ubuntu")
+    uri: str = Field(description="the archive's root, e.g. http://deb.debian.org/debian")
+    suites: list[str] = Field(
+        min_length=1,
+        description="suites, literal (bookworm-updates) or with `{codename}`, filled in from "
+        "the base's VERSION_CODENAME ({codename}, {codename}-updates)",
+    )
+    components: list[str] = Field(default_factory=lambda: ["main"], min_length=1)
+    architectures: list[str] = Field(
+        default_factory=list, description="the ones the archive offers (empty: any asked for)"
+    )
+    keyring: Path = Field(
+        description="OpenPGP certificates (binary .gpg or armored .asc), or a folder of them"
+    )
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value.rstrip("/")
+
+
 def default_workers() -> int:
     """One server process per CPU this process may run on, at most 4 (each takes ~150 MiB)."""
     try:
