@@ -26,6 +26,8 @@ from dockyard.auth.accounts import Accounts
 from dockyard.auth.limits import buckets_for
 from dockyard.auth.throttle import LoginThrottle, ThrottleLimits
 from dockyard.auth.tokens import TokenIssuer, new_signing_key
+from dockyard.build.apt.install import AptPackages
+from dockyard.build.apt.sources import machine_package_sources
 from dockyard.client.hosts import SessionFactory
 from dockyard.config import Settings
 from dockyard.hub.builds import CustomizationBuilds
@@ -147,6 +149,14 @@ async def build_state(
     )
 
 
+def package_layer(settings: Settings) -> AptPackages | None:
+    """The package layer of builds: the configured sources, else this machine's own."""
+    sources = settings.package_sources
+    if sources is None:
+        sources = machine_package_sources()
+    return AptPackages(sources, settings.data / "cache" / "packages") if sources else None
+
+
 def build_hub(
     registry: Registry, settings: Settings, session_factory: SessionFactory | None = None
 ) -> Hub:
@@ -170,7 +180,9 @@ def build_hub(
         webhooks,
         {
             SYNC_JOB: sync,
-            BUILD_JOB: CustomizationBuilds(registry, settings.data / "build"),
+            BUILD_JOB: CustomizationBuilds(
+                registry, settings.data / "build", lambda: package_layer(settings)
+            ),
             **webhooks.handlers(),
         },
         Customizations(registry, queue),

@@ -195,6 +195,13 @@ class Settings(BaseModel):
         "client (for the limits and the logs); comma-separated in DOCKYARD_TRUSTED_PROXIES",
     )
     log_level: str = "info"
+    # --- customizations ----------------------------------------------------------------------
+    package_sources: list[PackageSource] | None = Field(
+        None,
+        description="where the OS packages of customizations come from (YAML list; JSON in "
+        "DOCKYARD_PACKAGE_SOURCES); unset: this machine's own apt sources, for bases of its "
+        "distribution",
+    )
     # --- the hub -------------------------------------------------------------------------------
     sync_interval_seconds: float = Field(
         900.0, gt=0, description="how often every active mirror is reconciled with upstream"
@@ -278,10 +285,10 @@ class Settings(BaseModel):
             )
         return self
 
-    @field_validator("proxies", mode="before")
+    @field_validator("proxies", "package_sources", mode="before")
     @classmethod
     def _proxies_text(cls, value: Any) -> Any:
-        # DOCKYARD_PROXIES holds the list as JSON (or YAML flow) text
+        # DOCKYARD_PROXIES and DOCKYARD_PACKAGE_SOURCES hold lists as JSON (or YAML flow) text
         return (yaml.safe_load(value) or []) if isinstance(value, str) else value
 
     @field_validator("proxies")

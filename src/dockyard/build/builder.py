@@ -143,6 +143,7 @@ class Builder:
         base_ref = Reference(registry, which.destination, which.base_tag)
         base_top = await self.target.manifest_get(base_ref)
         log(f"base {which.destination}:{which.base_tag} is {base_top.digest}")
+        self.workdir.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="build-", dir=self.workdir))
         try:
             platforms = []

@@ -21,7 +21,7 @@ import shutil
 import tarfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, BinaryIO, Literal, Protocol, cast
+from typing import IO, Literal, Protocol, cast
 
 import zstandard
 
@@ -87,7 +87,7 @@ class LayerBuilder:
     def add_file(
         self,
         path: str,
-        data: bytes | BinaryIO,
+        data: bytes | IO[bytes],
         mode: int,
         uid: int = 0,
         gid: int = 0,

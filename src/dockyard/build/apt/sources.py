@@ -174,3 +174,42 @@ def keyring_files(keyring: Path) -> Sequence[Path]:
     if keyring.is_dir():
         return sorted(p for p in keyring.iterdir() if p.suffix in (".gpg", ".asc") and p.is_file())
     return [keyring]
+
+
+def machine_package_sources(etc: Path = Path("/etc")) -> list[PackageSource]:
+    """This machine's apt sources as settings for bases of its own distribution, any release:
+    a suite named after the machine's codename (bookworm, bookworm-updates) becomes
+    `{codename}`, `{codename}-updates`, so a trixie base gets trixie's. Empty when the machine
+    has no apt or no os-release."""
+    release = _os_release(etc / "os-release") or _os_release(Path("/usr/lib/os-release"))
+    distribution, codename = release.get("ID", ""), release.get("VERSION_CODENAME", "")
+    if not distribution or not codename or not (etc / "apt").is_dir():
+        return []
+    found: list[PackageSource] = []
+    for source in read_apt_sources(etc / "apt"):
+        suite = source.suite
+        if suite == codename or suite.startswith(f"{codename}-"):
+            suite = "{codename}" + suite.removeprefix(codename)
+        entry = PackageSource(
+            distribution=distribution,
+            uri=source.uri,
+            suites=[suite],
+            components=list(source.components),
+            architectures=list(source.architectures),
+            keyring=source.keyring,
+        )
+        found.append(entry)
+    return found
+
+
+def _os_release(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip().strip('"')
+    return fields

@@ -1,0 +1,347 @@
+"""Debian and Ubuntu packages added to a layer, as apko and chisel add them: no apt, no dpkg,
+no maintainer script run.
+
+For a base whose os-release names a distribution the settings have sources for: each suite's
+`InRelease` is verified, its `Packages` indexes read by digest, the closure resolved against
+the base's own dpkg database, every `.deb` fetched by its SHA256, unpacked into the layer
+(folders the base already has are left as the base has them, as dpkg leaves them), and the
+dpkg database extended in the base's form, so `dpkg -l` and scanners see every package. What
+the skipped scripts would have done that matters in practice is done natively: the CA bundle
+is made again when certificates were added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from dockyard.build.apt.cache import FetchFailed, VerifiedCache, fetch_deb
+from dockyard.build.apt.deb import Deb
+from dockyard.build.apt.dpkgdb import (
+    STATUS,
+    STATUS_D,
+    DatabaseForm,
+    InstalledPackage,
+    Recorder,
+    database_files,
+    detect_form,
+)
+from dockyard.build.apt.index import fetch_packages
+from dockyard.build.apt.packages import Installed, Package, PackageIndex, read_packages, stanzas
+from dockyard.build.apt.release import fetch_release
+from dockyard.build.apt.resolution import Resolution
+from dockyard.build.apt.resolve import resolve
+from dockyard.build.apt.sources import AptSource, SourceError, sources_for
+from dockyard.build.entries import Entry, Kind, clean_path, parent_of
+from dockyard.build.errors import InputRejected, InputUnavailable, Invalid
+from dockyard.build.layers import LayerBuilder
+from dockyard.build.rootfs import RootFS
+from dockyard.config import PackageSource
+from dockyard.oci.descriptor import Platform
+
+FIELD = "contents.packages"
+# OCI platform → Debian architecture
+ARCHITECTURES = {
+    ("amd64", None): "amd64",
+    ("arm64", None): "arm64",
+    ("arm64", "v8"): "arm64",
+    ("arm", "v7"): "armhf",
+    ("arm", "v6"): "armel",
+    ("arm", "v5"): "armel",
+    ("386", None): "i386",
+    ("ppc64le", None): "ppc64el",
+    ("s390x", None): "s390x",
+    ("riscv64", None): "riscv64",
+}
+CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
+CERTIFICATES = "usr/share/ca-certificates/"
+LOCAL_CERTIFICATES = "usr/local/share/ca-certificates"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """What the base's os-release says it is."""
+
+    id: str
+    codename: str
+
+
+@dataclass
+class Plan:
+    """What installing the requests would do on one platform: the closure and where from."""
+
+    distribution: Distribution
+    architecture: str
+    resolution: Resolution
+    sources: dict[str, AptSource]  # index origin → its source
+    releases: dict[str, str]  # source name → its InRelease's SHA256
+    base_status: bytes
+
+    def lock(self) -> dict[str, Any]:
+        """Every package with its version, SHA256 and source URL; every InRelease's digest."""
+        return {
+            "distribution": f"{self.distribution.id} {self.distribution.codename}",
+            "architecture": self.architecture,
+            "releases": dict(sorted(self.releases.items())),
+            "packages": [
+                {
+                    "name": c.package.name,
+                    "version": c.package.version,
+                    "architecture": c.package.architecture,
+                    "sha256": c.package.sha256,
+                    "url": self.sources[c.package.origin].pool_url(c.package.filename),
+                }
+                for c in self.resolution.choices
+            ],
+        }
+
+    def key(self) -> str:
+        """The layer's inputs: the base's package database and the exact packages."""
+        packages = sorted(
+            (c.package.name, c.package.version, c.package.sha256) for c in self.resolution.choices
+        )
+        digest = hashlib.sha256(self.base_status)
+        digest.update(repr(packages).encode())
+        return digest.hexdigest()
+
+
+class AptPackages:
+    """The package layer of builds (`builder.PackageLayer`), from the configured sources,
+    with verified indexes and `.deb` files kept in `cache`."""
+
+    def __init__(
+        self,
+        sources: Sequence[PackageSource],
+        cache: Path,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.sources = list(sources)
+        self.cache = VerifiedCache(cache)
+        self._session = session
+
+    async def plan(self, base: RootFS, platform: Platform, requests: Sequence[str]) -> Plan:
+        """Resolve `requests` on `base` without fetching any package."""
+        distribution = _distribution(base)
+        architecture = _architecture(platform)
+        sources = sources_for(self.sources, distribution.id, distribution.codename)
+        if not sources:
+            raise Invalid(
+                FIELD,
+                f"this site has no package sources for {distribution.id} "
+                f"{distribution.codename or '(no codename)'}: an admin adds them to the "
+                "package_sources setting",
+            )
+        session = self._session or aiohttp.ClientSession()
+        try:
+            texts, by_origin, releases = await self._indexes(session, sources, architecture)
+        finally:
+            if self._session is None:
+                await session.close()
+        index = PackageIndex.from_texts(texts, architecture)
+        status, packages = _installed(base)
+        resolution = resolve(list(requests), index, Installed(packages, architecture))
+        return Plan(distribution, architecture, resolution, by_origin, releases, status)
+
+    async def add(
+        self,
+        base: RootFS,
+        platform: Platform,
+        requests: Sequence[str],
+        layer: LayerBuilder,
+        log: Any,
+    ) -> tuple[str, dict[str, Any]]:
+        plan = await self.plan(base, platform, requests)
+        log(f"{platform}: {len(plan.resolution.choices)} packages to add for {', '.join(requests)}")
+        session = self._session or aiohttp.ClientSession()
+        try:
+            paths = await asyncio.gather(
+                *(self._deb(session, plan, c.package) for c in plan.resolution.choices)
+            )
+        finally:
+            if self._session is None:
+                await session.close()
+        installed: list[InstalledPackage] = []
+        certificates: dict[str, bytes] = {}
+        added: set[str] = set()
+        for choice, path in zip(plan.resolution.choices, paths, strict=True):
+            unpacked = await _unpack(path, base, layer)
+            for entry in unpacked.others:
+                await _put(layer, base, added, entry)
+            installed.append(unpacked.package)
+            certificates.update(unpacked.certificates)
+            log(
+                f"  {choice.action} {choice.package.name} {choice.package.version}: {choice.reason}"
+            )
+        form = detect_form(base.paths("var/lib/dpkg"))
+        status = plan.base_status if form is DatabaseForm.STATUS else None
+        for name, data in database_files(form, status, installed).items():
+            await _put(layer, base, added, Entry.file(name, data))
+        await _ca_bundle(base, certificates, layer)
+        return plan.key(), plan.lock()
+
+    async def _indexes(
+        self, session: aiohttp.ClientSession, sources: Sequence[AptSource], architecture: str
+    ) -> tuple[list[tuple[str, str]], dict[str, AptSource], dict[str, str]]:
+        texts: list[tuple[str, str]] = []
+        by_origin: dict[str, AptSource] = {}
+        releases: dict[str, str] = {}
+        for source in sources:
+            try:
+                release = await fetch_release(session, source)
+                releases[source.name] = release.sha256
+                for component in source.components:
+                    index = await fetch_packages(
+                        session, release, component, architecture, self.cache
+                    )
+                    text = await asyncio.to_thread(index.path.read_text, "utf-8")
+                    texts.append((index.source, text))
+                    by_origin[index.source] = source
+            except SourceError as exc:
+                raise _refusal(exc) from exc
+        return texts, by_origin, releases
+
+    async def _deb(self, session: aiohttp.ClientSession, plan: Plan, package: Package) -> Path:
+        source = plan.sources[package.origin]
+        try:
+            return await fetch_deb(
+                session, self.cache, source, package.filename, package.size, package.sha256
+            )
+        except SourceError as exc:
+            raise _refusal(exc) from exc
+
+
+def _refusal(exc: SourceError) -> InputUnavailable | InputRejected:
+    """An archive that did not answer may answer later; anything else failed a check."""
+    if isinstance(exc, FetchFailed):
+        return InputUnavailable(exc.message)
+    return InputRejected(exc.message)
+
+
+def _distribution(base: RootFS) -> Distribution:
+    text = base.collected("etc/os-release") or base.collected("usr/lib/os-release")
+    if text is None:
+        raise Invalid(FIELD, "the base has no /etc/os-release: its distribution is unknown")
+    fields: dict[str, str] = {}
+    for line in text.decode("utf-8", "replace").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip().strip('"').strip("'")
+    return Distribution(fields.get("ID", ""), fields.get("VERSION_CODENAME", ""))
+
+
+def _architecture(platform: Platform) -> str:
+    found = ARCHITECTURES.get((platform.architecture, platform.variant)) or ARCHITECTURES.get(
+        (platform.architecture, None)
+    )
+    if found is None:
+        raise Invalid("platforms", f"no Debian architecture for {platform}")
+    return found
+
+
+def _installed(base: RootFS) -> tuple[bytes, list[Package]]:
+    """The base's dpkg database as bytes (for the layer's key) and its packages."""
+    status = base.collected(STATUS)
+    if status is not None:
+        return status, read_packages(status.decode("utf-8"), STATUS)
+    packages = []
+    joined = b""
+    for path in base.paths(STATUS_D):
+        data = base.collected(path)
+        if data is None or path.endswith(".md5sums"):
+            continue
+        joined += data
+        for fields in stanzas(data.decode("utf-8")):
+            fields.setdefault("status", "install ok installed")  # distroless writes none
+            packages.append(Package.from_fields(fields, path))
+    return joined, packages
+
+
+@dataclass
+class _Unpacked:
+    """What a `.deb` put into the layer, and what is left to place (folders and links)."""
+
+    package: InstalledPackage
+    others: list[Entry]
+    certificates: dict[str, bytes]
+
+
+async def _unpack(path: Path, base: RootFS, layer: LayerBuilder) -> _Unpacked:
+    """Stage a `.deb`'s files into the layer (in a worker thread: reading blocks); its folders
+    and links are returned to be placed against the base."""
+
+    def read() -> _Unpacked:
+        others: list[Entry] = []
+        certificates: dict[str, bytes] = {}
+        with Deb(path) as deb:
+            recorder = Recorder(deb.control)
+            for entry in deb.entries():
+                tracked = recorder.track(entry)
+                info, where = tracked.info, _placed(tracked.path, base)
+                mode = info.mode & 0o7777
+                if info.isdir():
+                    others.append(Entry.directory(where, mode, info.uid, info.gid))
+                elif info.issym():
+                    others.append(Entry.symlink(where, info.linkname, info.uid, info.gid))
+                elif info.islnk():
+                    target = _placed(clean_path(info.linkname), base)
+                    others.append(
+                        Entry(where, Kind.HARDLINK, mode, info.uid, info.gid, link=target)
+                    )
+                elif tracked.stream is not None:
+                    stream = tracked.stream
+                    if where.startswith(CERTIFICATES) and where.endswith(".crt"):
+                        data = stream.read()
+                        certificates[where] = data
+                        layer.add_file(where, data, mode, info.uid, info.gid, int(info.mtime))
+                    else:
+                        layer.add_file(where, stream, mode, info.uid, info.gid, int(info.mtime))
+                else:
+                    raise Invalid(
+                        FIELD, f"{deb.control.package}: {tracked.path} is a device or FIFO"
+                    )
+            return _Unpacked(recorder.finish(), others, certificates)
+
+    return await asyncio.to_thread(read)
+
+
+def _placed(path: str, base: RootFS) -> str:
+    """Where `path` lands in the base: its folder's symlinks followed, as dpkg writing through
+    the filesystem follows them (a merged-/usr base has /bin → usr/bin)."""
+    parent = parent_of(path)
+    if not parent:
+        return path
+    resolved = base.resolve(parent)
+    name = path.rsplit("/", 1)[-1]
+    return f"{resolved}/{name}" if resolved else name
+
+
+async def _put(layer: LayerBuilder, base: RootFS, added: set[str], entry: Entry) -> None:
+    """Add `entry`, leaving alone a folder the base (or this layer) already has."""
+    if entry.kind == Kind.DIR:
+        if entry.path in added or base.entry(entry.path) is not None:
+            return
+        added.add(entry.path)
+    await layer.add(entry)
+
+
+async def _ca_bundle(base: RootFS, certificates: dict[str, bytes], layer: LayerBuilder) -> None:
+    """What update-ca-certificates (a skipped postinst) makes: every shipped certificate
+    enabled in /etc/ca-certificates.conf, and the bundle of them, with the base's local ones
+    (/usr/local/share/ca-certificates) after."""
+    if not certificates:
+        return
+    names = sorted(certificates)
+    conf = "".join(f"{name.removeprefix(CERTIFICATES)}\n" for name in names)
+    layer.add_file("etc/ca-certificates.conf", conf.encode(), 0o644)
+    pieces = [certificates[name] for name in names]
+    for path in base.paths(LOCAL_CERTIFICATES):
+        if path.endswith(".crt"):
+            pieces.append(await base.read(path))
+    bundle = b"".join(p if p.endswith(b"\n") else p + b"\n" for p in pieces)
+    layer.add_file(CA_BUNDLE, bundle, 0o644)
