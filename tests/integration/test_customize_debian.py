@@ -3,9 +3,10 @@
 A minbase built by mmdebstrap from this machine's Debian mirror is the upstream catalog's
 image (in a `docker-registry`); an owner mirrors it, pushes a root CA bundle as an artifact
 image, and creates a customization with `dockyard customization create`: curl from the
-Debian archive, the CA bundle, a user and a start script. The result is pulled by skopeo,
-unpacked by umoci and run with chroot (containers cannot start on this machine kind): curl
-runs, dpkg lists it, the user exists, the CA is in the bundle. Built again, the same digest.
+Debian archive, the CA bundle, a user and a start script. The result is pulled by skopeo
+and podman, unpacked by umoci and run with chroot (containers cannot start on this machine
+kind): curl runs, dpkg lists it, the user exists, the CA is in the bundle. Built again, the
+same digest.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ from support.ocilayout import (
     digest_of,
     manifest_bytes,
 )
-from support.peers import DockerRegistry, DockyardServer, DockyardServerFactory, Skopeo
+from support.peers import (
+    DockerRegistry,
+    DockyardServer,
+    DockyardServerFactory,
+    Podman,
+    Skopeo,
+)
 from support.remote import Peer, push, remote
 
 pytestmark = pytest.mark.peers
@@ -120,6 +127,7 @@ def test_a_debian_base_customized_with_packages_runs(
     docker_registry: DockerRegistry,
     dockyard_server_factory: DockyardServerFactory,
     skopeo: Skopeo,
+    podman: Podman,
     tmp_path: Path,
 ) -> None:
     upstream = _publish(docker_registry, "dhi/debian:12", _base_image(debian_base))
@@ -162,7 +170,7 @@ platforms: [linux/{debian_base.architecture}]
     assert "install curl" in log
     assert "Depends of curl" in log
 
-    # skopeo pulls it; umoci unpacks it; chroot runs what it added
+    # skopeo and podman pull it; umoci unpacks it; chroot runs what it added
     creds = f"olivia:{OWNER_PASSWORD}"
     layout = tmp_path / "layout"
     skopeo.copy(f"docker://{server.host}/acme/dhi-debian:12_curl", f"oci:{layout}:built",
@@ -178,6 +186,9 @@ platforms: [linux/{debian_base.architecture}]
     assert (root / "opt/init.sh").stat().st_mode & 0o777 == 0o755
     config = json.loads((bundle / "config.json").read_text())
     assert config["process"]["user"]["uid"] == 1000
+    podman.login(server.host, "olivia", OWNER_PASSWORD)
+    podman.pull(f"{server.host}/acme/dhi-debian:12_curl")
+    assert podman.image_id(f"{server.host}/acme/dhi-debian:12_curl")
     base = skopeo.inspect(f"docker://{server.host}/acme/dhi-debian:12", creds=creds)
     assert base["Digest"] == upstream, "the mirrored base is left as upstream made it"
 
@@ -191,7 +202,9 @@ def _publish_to_dockyard(server: DockyardServer, image: Image) -> None:
     from dockyard.client.settings import Credential
 
     async def main() -> None:
-        peer = Peer(server.host, remote(server.host, Credential(username="olivia", password=OWNER_PASSWORD)))
+        peer = Peer(
+            server.host, remote(server.host, Credential(username="olivia", password=OWNER_PASSWORD))
+        )
         try:
             await push(peer, peer.ref("acme/rootca:1"), image)
         finally:
