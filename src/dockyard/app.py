@@ -185,7 +185,12 @@ def build_hub(
             ),
             **webhooks.handlers(),
         },
-        Customizations(registry, queue),
+        Customizations(
+            registry,
+            queue,
+            packages=lambda: package_layer(settings),
+            workdir=settings.data / "build",
+        ),
         ticks=[mirrors.schedule_due, webhooks.dispatch_events],
     )
     hub.ticks.append(hub.customizations.rebuild_on_pushes)

@@ -160,6 +160,18 @@ accounts:
 platforms: [linux/{debian_base.architecture}]
 """
     )
+    # the review step: resolved to digests, written nowhere
+    planned = json.loads(owner("customization", "prepare", "-f", document, "--format", "json"))
+    (target,) = planned
+    (entry,) = target["platforms"]
+    install = entry["packages"]["install"]
+    assert install[0]["name"] == "curl"
+    assert any(p["name"] == "libcurl4" and p["why"].startswith("Depends of") for p in install)
+    assert any(name.startswith("libc6 ") for name in entry["packages"]["base_has"])
+    assert target["result_tag"] == "12_curl"
+    assert "install curl" in owner("customization", "prepare", "-f", document)
+    assert json.loads(owner("customization", "list", "--format", "json")) == []
+
     created = json.loads(owner("customization", "create", document, "--wait", "--format", "json"))
     uid = created["id"]
     (build,) = json.loads(owner("customization", "build", "list", uid, "--format", "json"))

@@ -190,7 +190,7 @@ class Builder:
             self.target, base_ref, platform, field="platforms", what=what
         )
         base_ref = base_ref.with_digest(base.digest)
-        config = await _config(self.target, base_ref, base)
+        config = await base_config(self.target, base_ref, base)
         epoch = _epoch(config)
         rootfs = await RootFS.scan(self.target, base_ref, base)
         log(f"{platform}: base image {base.digest}, {len(rootfs.layers)} layers")
@@ -386,7 +386,7 @@ def _parents(path: str, rootfs: RootFS, added: set[str]) -> list[Entry]:
     return list(reversed(missing))
 
 
-async def _config(target: Target, ref: Reference, manifest: Manifest) -> dict[str, Any]:
+async def base_config(target: Target, ref: Reference, manifest: Manifest) -> dict[str, Any]:
     desc = manifest.blobs[0]
     if desc.size > MAX_CONFIG:
         raise ContentInvalid(f"the config of {ref} is larger than {MAX_CONFIG} bytes")

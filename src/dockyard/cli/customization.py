@@ -63,12 +63,31 @@ def _yaml(document: Json) -> str:
 
 @app.command()
 def prepare(
-    repository: Annotated[str, typer.Argument(help="the mirrored repository: ORG/dhi-NAME")],
-    tag: Annotated[str, typer.Argument(help="the base image's tag")],
+    repository: Annotated[
+        str | None, typer.Argument(help="the mirrored repository: ORG/dhi-NAME")
+    ] = None,
+    tag: Annotated[str | None, typer.Argument(help="the base image's tag")] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", "-f", help="show what building this customization would do"),
+    ] = None,
     name: Annotated[str, typer.Option(help="the customization's name")] = "custom",
     platform: Annotated[list[str] | None, typer.Option(help="os/arch (repeatable)")] = None,
+    server: ServerOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="text or json (with -f)")] = "text",
 ) -> None:
-    """Print a customization YAML to start from (as `docker dhi customization prepare`)."""
+    """Print a customization YAML to start from (REPOSITORY TAG, as `docker dhi customization
+    prepare`), or with -f FILE the review of what its build would do, written nowhere."""
+    if file is not None:
+        body = _read(file)
+        plan = call(server, lambda c: c.call("POST", "/customizations/prepare", body))
+        if fmt == "json":
+            show(plan, "json", ())
+        else:
+            typer.echo(_plan_text(plan), nl=False)
+        return
+    if repository is None or tag is None:
+        usage("give REPOSITORY and TAG for a scaffold, or -f FILE for the plan of one")
     scaffold: dict[str, Any] = {
         "name": name,
         "targets": [{"destination": repository, "tag": tag}],
@@ -84,6 +103,46 @@ def prepare(
         "compression": "GZIP",
     }
     typer.echo(_yaml(scaffold), nl=False)
+
+
+def _plan_text(plan: Any) -> str:
+    """The plan as a person reads it."""
+    lines = []
+    for target in plan:
+        base = target["base"]
+        lines.append(
+            f"{target['destination']}:{base['tag']} ({base['digest']}) -> "
+            f"{target['destination']}:{target['result_tag']}"
+        )
+        for entry in target["platforms"]:
+            lines.append(f"  {entry['platform']}: base {entry['base']}")
+            packages = entry.get("packages")
+            if packages:
+                lines.append(
+                    f"    packages from {packages['distribution']} ({packages['architecture']}):"
+                )
+                for p in packages["install"]:
+                    was = f" (replaces {p['replaces']})" if p["replaces"] else ""
+                    lines.append(
+                        f"      {p['action']} {p['name']} {p['version']}{was}, "
+                        f"{p['download_bytes'] / 1024:.0f} KiB: {p['why']}"
+                    )
+                if packages["base_has"]:
+                    lines.append(f"    the base already has: {', '.join(packages['base_has'])}")
+            for artifact in entry.get("artifacts", []):
+                lines.append(
+                    f"    artifact {artifact['name']} ({artifact['digest']}): "
+                    f"{artifact['files']} files, {artifact['bytes']} bytes"
+                )
+            for p in entry["paths"]:
+                lines.append(f"    file {p['path']} ({p['mode']}, {p['bytes']} bytes)")
+            accounts = entry["accounts"]
+            if accounts["added"]:
+                lines.append(f"    accounts added: {', '.join(accounts['added'])}")
+            lines.append(f"    runs as: {accounts['runs_as'] or '(the base default)'}")
+            for warning in entry["warnings"]:
+                lines.append(f"    warning: {warning}")
+    return "\n".join(lines) + "\n"
 
 
 @app.command()

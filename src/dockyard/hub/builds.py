@@ -16,11 +16,10 @@ from typing import Any
 
 import orjson
 
-from dockyard.auth.policy import Role, Subject
 from dockyard.build.builder import Builder, BuildResult, PackageLayer
 from dockyard.build.errors import BuildError
 from dockyard.build.model import Customization, Target
-from dockyard.hub.customizations import Customizations
+from dockyard.hub.customizations import LOCAL_REGISTRY, Customizations, builder_subject
 from dockyard.hub.jobs import Job, JobContext, Retry
 from dockyard.metadata import customizations as rows
 from dockyard.metadata.customizations import BuildRow
@@ -29,13 +28,7 @@ from dockyard.registry.service import Registry
 from dockyard.registry.target import StoreTarget
 
 log = logging.getLogger(__name__)
-LOCAL_REGISTRY = "dockyard.local"  # a reference's registry part means nothing to the store
 MAX_LOG = 256 * 1024
-
-
-def builder_subject(namespace: str) -> Subject:
-    """Who a build of `namespace`'s customization acts as: a member there, nowhere else."""
-    return Subject(name="dockyard-builder", roles={namespace: Role.MEMBER})
 
 
 class CustomizationBuilds:

@@ -13,13 +13,17 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dockyard.auth.policy import Action, Subject, may_manage
+from dockyard.auth.policy import Action, Role, Subject, may_manage
+from dockyard.build.apt.install import AptPackages
 from dockyard.build.model import Customization, from_fields, split_reference, to_fields
+from dockyard.build.plan import plan
 from dockyard.hub.errors import Conflict, Invalid, NotFound
 from dockyard.hub.jobs import JobQueue
 from dockyard.metadata import accounts as account_rows
@@ -33,14 +37,18 @@ from dockyard.metadata.events import EventRow
 from dockyard.oci.errors import Denied, NameUnknown, Unauthorized
 from dockyard.oci.names import namespace_of
 from dockyard.registry.service import Registry
+from dockyard.registry.target import StoreTarget
 
 BUILD_JOB = "customization.build"
+LOCAL_REGISTRY = "dockyard.local"  # a reference's registry part means nothing to the store
 _CURSOR = "customizations.event_cursor"  # the last event rebuilds were queued for
 _BUILD_ATTEMPTS = 3
 
 
-def build_dedupe_key(customization_id: int, repository_id: int, base_tag: str) -> str:
-    return f"build:{customization_id}:{repository_id}:{base_tag}"
+def builder_subject(namespace: str) -> Subject:
+    """Who a build (or a plan) of `namespace`'s customization acts as: a member there, and
+    nowhere else."""
+    return Subject(name="dockyard-builder", roles={namespace: Role.MEMBER})
 
 
 class Customizations:
@@ -48,12 +56,30 @@ class Customizations:
     (`wake`: poke the local worker after something was queued)."""
 
     def __init__(
-        self, registry: Registry, queue: JobQueue, *, wake: Callable[[], None] = lambda: None
+        self,
+        registry: Registry,
+        queue: JobQueue,
+        *,
+        wake: Callable[[], None] = lambda: None,
+        packages: Callable[[], AptPackages | None] = lambda: None,
+        workdir: Path | None = None,
     ) -> None:
         self.registry = registry
         self.db = registry.store.db
         self.queue = queue
         self.wake = wake
+        self.packages = packages
+        self.workdir = workdir
+
+    async def prepare(self, subject: Subject, custom: Customization) -> list[dict[str, Any]]:
+        """What building `custom` would do (the review step), resolved to digests, after the
+        same checks as a create (or as an edit, when it names its id); nothing is written."""
+        owned_by = None
+        if custom.id is not None:
+            owned_by = (await self._editable(subject, custom.id)).id
+        namespace = await self._check(subject, custom, owned_by=owned_by)
+        place = StoreTarget(self.registry, builder_subject(namespace))
+        return await plan(place, custom, LOCAL_REGISTRY, self.packages(), self.workdir)
 
     async def create(self, subject: Subject, custom: Customization) -> CustomizationRow:
         """Keep `custom` and queue a build of each of its targets."""

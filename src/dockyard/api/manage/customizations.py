@@ -146,6 +146,16 @@ async def create_customization(body: Document, subject: SignedIn, edge: Edge) ->
     return _customization(await edge.hub.customizations.create(subject, body))
 
 
+@router.post("/prepare", responses=errors(400, 403, 409, 502))
+async def prepare_customization(body: Document, subject: SignedIn, edge: Edge) -> list[Any]:
+    """What building this customization would do, written nowhere (the review step): per
+    target and platform, the base's digest, the package closure with why each is needed and
+    what the base already has, the files each artifact adds and the base files it would
+    overwrite, the accounts, the files placed, warnings, and the tag the result gets. With
+    an `id`, checked as an edit of that customization."""
+    return await edge.hub.customizations.prepare(subject, body)
+
+
 @router.get("/{customization_id}", responses=errors(404))
 async def get_customization(
     customization_id: CustomizationId, subject: SignedIn, edge: Edge

@@ -158,14 +158,7 @@ class AptPackages:
     ) -> tuple[str, dict[str, Any]]:
         plan = await self.plan(base, platform, requests)
         log(f"{platform}: {len(plan.resolution.choices)} packages to add for {', '.join(requests)}")
-        session = self._session or aiohttp.ClientSession()
-        try:
-            paths = await asyncio.gather(
-                *(self._deb(session, plan, c.package) for c in plan.resolution.choices)
-            )
-        finally:
-            if self._session is None:
-                await session.close()
+        paths = await self.fetch(plan)
         installed: list[InstalledPackage] = []
         certificates: dict[str, bytes] = {}
         added: set[str] = set()
@@ -184,6 +177,19 @@ class AptPackages:
             await _put(layer, base, added, Entry.file(name, data))
         await _ca_bundle(base, certificates, layer)
         return plan.key(), plan.lock()
+
+    async def fetch(self, plan: Plan) -> list[Path]:
+        """Every `.deb` of the plan's closure, verified, in the cache; their paths in order."""
+        session = self._session or aiohttp.ClientSession()
+        try:
+            return list(
+                await asyncio.gather(
+                    *(self._deb(session, plan, c.package) for c in plan.resolution.choices)
+                )
+            )
+        finally:
+            if self._session is None:
+                await session.close()
 
     async def _indexes(
         self, session: aiohttp.ClientSession, sources: Sequence[AptSource], architecture: str
