@@ -13,6 +13,7 @@ pytest_plugins = [
     "support.rules",
     "support.inprocess",
     "support.remote",
+    "support.aptrepo",
 ]
 
 # Hypothesis checks what a function does, not how fast: no per-example deadline and no

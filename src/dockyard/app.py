@@ -32,7 +32,7 @@ from dockyard.client.hosts import SessionFactory
 from dockyard.config import Settings
 from dockyard.hub.builds import CustomizationBuilds
 from dockyard.hub.catalog import Catalog
-from dockyard.hub.customizations import BUILD_JOB, Customizations
+from dockyard.hub.customizations import BUILD_JOB, CHECK_JOB, Customizations
 from dockyard.hub.jobs import JobQueue
 from dockyard.hub.mirror_sync import MirrorSync
 from dockyard.hub.mirrors import SYNC_JOB, Mirrors
@@ -190,10 +190,12 @@ def build_hub(
             queue,
             packages=lambda: package_layer(settings),
             workdir=settings.data / "build",
+            check_interval=settings.package_check_interval_seconds,
         ),
         ticks=[mirrors.schedule_due, webhooks.dispatch_events],
     )
-    hub.ticks.append(hub.customizations.rebuild_on_pushes)
+    hub.ticks += [hub.customizations.rebuild_on_pushes, hub.customizations.schedule_package_checks]
+    hub.handlers = {**hub.handlers, CHECK_JOB: hub.customizations.check_packages}
     mirrors.wake = hub.customizations.wake = hub.wake
     return hub
 

@@ -202,6 +202,12 @@ class Settings(BaseModel):
         "DOCKYARD_PACKAGE_SOURCES); unset: this machine's own apt sources, for bases of its "
         "distribution",
     )
+    package_check_interval_seconds: float = Field(
+        6 * 3600.0,
+        ge=0,
+        description="how often built customizations are checked for newer package versions "
+        "(security updates), which rebuild them; 0 turns the check off",
+    )
     # --- the hub -------------------------------------------------------------------------------
     sync_interval_seconds: float = Field(
         900.0, gt=0, description="how often every active mirror is reconciled with upstream"

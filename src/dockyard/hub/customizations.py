@@ -22,10 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.auth.policy import Action, Role, Subject, may_manage
 from dockyard.build.apt.install import AptPackages
+from dockyard.build.check import package_updates
 from dockyard.build.model import Customization, from_fields, split_reference, to_fields
 from dockyard.build.plan import plan
 from dockyard.hub.errors import Conflict, Invalid, NotFound
-from dockyard.hub.jobs import JobQueue
+from dockyard.hub.jobs import Job, JobContext, JobQueue
 from dockyard.metadata import accounts as account_rows
 from dockyard.metadata import customizations as rows
 from dockyard.metadata import events as event_rows
@@ -41,7 +42,9 @@ from dockyard.registry.target import StoreTarget
 
 BUILD_JOB = "customization.build"
 LOCAL_REGISTRY = "dockyard.local"  # a reference's registry part means nothing to the store
+CHECK_JOB = "customization.check"
 _CURSOR = "customizations.event_cursor"  # the last event rebuilds were queued for
+_CHECK_AT = "customizations.package_check_at"  # when the next package check is due
 _BUILD_ATTEMPTS = 3
 
 
@@ -63,6 +66,7 @@ class Customizations:
         wake: Callable[[], None] = lambda: None,
         packages: Callable[[], AptPackages | None] = lambda: None,
         workdir: Path | None = None,
+        check_interval: float = 0.0,
     ) -> None:
         self.registry = registry
         self.db = registry.store.db
@@ -70,6 +74,7 @@ class Customizations:
         self.wake = wake
         self.packages = packages
         self.workdir = workdir
+        self.check_interval = check_interval
 
     async def prepare(self, subject: Subject, custom: Customization) -> list[dict[str, Any]]:
         """What building `custom` would do (the review step), resolved to digests, after the
@@ -204,6 +209,71 @@ class Customizations:
             ]
         self.wake()
         return queued
+
+    async def schedule_package_checks(self) -> int:
+        """Every `check_interval` seconds, queue a check of each built target with packages
+        (`customization.check`: is there a newer version of one it installed?); how many.
+        The next time is a site setting moved under one lock, so nodes check once."""
+        if self.check_interval <= 0:
+            return 0
+        now = time.time()
+        async with self.db.read() as conn:
+            due = float(await site_settings.get(conn, _CHECK_AT) or 0)
+        if now < due:
+            return 0
+        queued = 0
+        async with self.db.write() as conn:
+            await self.db.lock(conn, _CHECK_AT)
+            if now < float(await site_settings.get(conn, _CHECK_AT) or 0):
+                return 0
+            await site_settings.put(self.db, conn, _CHECK_AT, str(now + self.check_interval))
+            after = 0
+            while batch := await rows.find_customizations(conn, after_id=after, limit=100):
+                for row in batch:
+                    if not self.document(row).contents.packages:
+                        continue
+                    for t in row.targets:
+                        payload = {"customization_id": row.id, "repository_id": t.repository_id,
+                                   "base_tag": t.base_tag}  # fmt: skip
+                        key = f"check:{row.id}:{t.repository_id}:{t.base_tag}"
+                        await self.queue.enqueue(CHECK_JOB, payload, dedupe_key=key, conn=conn)
+                        queued += 1
+                after = batch[-1].id
+        if queued:
+            self.wake()
+        return queued
+
+    async def check_packages(self, job: Job, ctx: JobContext) -> None:
+        """The `customization.check` job: queue a rebuild when the archive has a newer version
+        of a package the target's last good build installed (the detail says which)."""
+        customization_id = int(job.payload["customization_id"])
+        repository_id = int(job.payload["repository_id"])
+        base_tag = str(job.payload["base_tag"])
+        packages = self.packages()
+        async with self.db.read() as conn:
+            row = await rows.get_customization_by_id(conn, customization_id)
+            last = await rows.last_good_build(conn, customization_id, repository_id, base_tag)
+        if row is None or last is None or not last.lock or packages is None:
+            return
+        custom = self.document(row)
+        which = next(
+            (t for t in custom.targets
+             if (t.destination, t.base_tag) == (last.repository, base_tag)), None
+        )  # fmt: skip
+        if which is None:
+            return
+        place = StoreTarget(self.registry, builder_subject(row.namespace))
+        changes = await package_updates(
+            place, packages, custom, which, LOCAL_REGISTRY, orjson.loads(last.lock)
+        )
+        if not changes:
+            return
+        async with self.db.write() as conn:
+            if await rows.has_queued_build(conn, row.id, repository_id, base_tag):
+                return
+            detail = "; ".join(changes)
+            await self._queue(conn, row.id, repository_id, base_tag, "packages", detail)
+        self.wake()
 
     async def rebuild_on_pushes(self, limit: int = 200) -> int:
         """Queue the builds that tags pushed or moved since the last call call for: a target's

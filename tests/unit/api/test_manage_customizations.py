@@ -16,6 +16,11 @@ from argon2 import PasswordHasher
 
 from dockyard.auth import secrets
 from dockyard.auth.policy import Role
+from dockyard.config import PackageSource
+from dockyard.hub.customizations import CHECK_JOB
+from dockyard.hub.jobs import Job
+from dockyard.metadata import customizations as customization_rows
+from support.aptrepo import DebSpec, Served
 from support.inprocess import ADMIN_PASSWORD, Auth, InProcess, running_app
 from support.ocilayout import tar_layer
 
@@ -42,22 +47,25 @@ class Scene:
             return resp.status, body
 
 
-@pytest_asyncio.fixture
-async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Scene]:
-    """`acme/dhi-python` mirrored (with tag 3.13) from an upstream Dockyard, and two
-    repositories of acme's and one of another organization's."""
-    monkeypatch.setattr(
-        secrets, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    )
+BASE_FILES = [
+    ("etc/os-release", 'ID=debian\nVERSION_CODENAME="testing"\n'),
+    ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"),
+    ("etc/group", "root:x:0:\n"),
+    ("var/lib/dpkg/status", ""),
+]
+
+
+@contextlib.asynccontextmanager
+async def opened(tmp_path: Path, **settings: Any) -> AsyncIterator[Scene]:
+    """`acme/dhi-python` mirrored (with tag 3.13, a Debian-like base) from an upstream
+    Dockyard, and two repositories of acme's and one of another organization's; `settings`
+    are the home site's."""
     async with contextlib.AsyncExitStack() as stack:
         upstream = await stack.enter_async_context(running_app(tmp_path / "up", run_workers=False))
         home = await stack.enter_async_context(
-            running_app(tmp_path / "home", session_factory=upstream.session_factory())
+            running_app(tmp_path / "home", session_factory=upstream.session_factory(), **settings)
         )
-        base = tar_layer(
-            [("etc/passwd", "root:x:0:0:root:/root:/bin/sh\n"), ("etc/group", "root:x:0:\n")]
-        )
-        await upstream.push_image("dhi/python", "3.13", [base.data])
+        await upstream.push_image("dhi/python", "3.13", [tar_layer(BASE_FILES).data])
         owner, member, other, outsider = [
             await home.user(name) for name in ("olivia", "mark", "mia", "eve")
         ]
@@ -83,6 +91,20 @@ async def scene(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
         await home.push_image("acme/dhi-python", "3.13_taken", [b"mine"], auth=scene.member)
         await home.push_image("other/rootca", "1", [b"ca"])
         yield scene
+
+
+@pytest.fixture(autouse=True)
+def quick_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        secrets, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    )
+
+
+@pytest_asyncio.fixture
+async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
+    """The scene of a site with no package sources."""
+    async with opened(tmp_path, package_sources=[]) as found:
+        yield found
 
 
 async def synced(scene: Scene, count: int) -> None:
@@ -134,7 +156,7 @@ async def test_a_member_keeps_a_customization_and_its_first_build_is_queued(scen
     assert body["created_by"] == "mark"
     (build,) = await finished_builds(scene, uid, 1)
     assert (build["trigger"], build["tag"], build["status"]) == ("created", "3.13", "failed")
-    assert build["error"].startswith("contents.packages: the base has no /etc/os-release")
+    assert build["error"].startswith("contents.packages: this site has no package sources")
     async with scene.home.client.get(
         f"{API}/customizations/{uid}/builds/{build['id']}/log", headers=scene.member
     ) as resp:
@@ -290,3 +312,57 @@ async def test_a_moved_base_or_artifact_tag_rebuilds(scene: Scene) -> None:
         again["changes"]["linux/amd64"]["artifacts"]["to"]
         != again["changes"]["linux/amd64"]["artifacts"]["from"]
     )
+
+
+async def test_a_newer_package_version_in_the_archive_rebuilds(
+    tmp_path: Path, served: Served
+) -> None:
+    source = PackageSource(
+        distribution="debian", uri=served.url, suites=["{codename}"], keyring=served.keyring
+    )
+    async with opened(
+        tmp_path, package_sources=[source], package_check_interval_seconds=0
+    ) as scene:
+        document = {**DOCUMENT, "contents": {"packages": ["hello-xz"]}}
+        _, body = await scene.call("POST", "/customizations", scene.member, json=document)
+        uid = body["id"]
+        (first,) = await finished_builds(scene, uid, 1)
+        assert first["status"] == "succeeded", first
+        locked = first["lock"]["platforms"]["linux/amd64"]["packages"]["packages"]
+        assert {p["name"]: p["version"] for p in locked} == {"hello-xz": "2.0-1", "hello-gz": "1.0"}
+
+        customizations = scene.home.state.hub.customizations
+        # nothing moved in the archive: a check queues nothing
+        job = Job(1, CHECK_JOB, await _check_payload(scene, uid, first), 1, 1, None)
+        await customizations.check_packages(job, None)  # type: ignore[arg-type]
+        _, builds = await scene.call("GET", f"/customizations/{uid}/builds", scene.owner)
+        assert len(builds["items"]) == 1
+
+        # a security update of a dependency: the check finds it and the rebuild takes it
+        served.repo.add(DebSpec("hello-gz", version="1.1", files={"usr/bin/hello-gz": b"new\n"}))
+        served.repo.publish()
+        await customizations.check_packages(job, None)  # type: ignore[arg-type]
+        rebuilt = (await finished_builds(scene, uid, 2))[0]
+        assert (rebuilt["trigger"], rebuilt["status"]) == ("packages", "succeeded"), rebuilt
+        assert "hello-gz 1.0 → 1.1" in rebuilt["trigger_detail"]
+        assert rebuilt["changes"]["linux/amd64"]["packages"] == {
+            "hello-gz": {"from": "1.0", "to": "1.1"}
+        }
+
+        # the schedule queues a check of each built target with packages, once per interval
+        customizations.check_interval = 3600.0
+        assert await customizations.schedule_package_checks() == 1
+        assert await customizations.schedule_package_checks() == 0  # not due again yet
+
+
+async def _check_payload(scene: Scene, uid: str, build: dict[str, Any]) -> dict[str, Any]:
+    """What the scheduled check queues for the build's target."""
+    async with scene.home.state.registry.store.db.read() as conn:
+        row = await customization_rows.get_customization(conn, uid)
+    assert row is not None
+    (target,) = row.targets
+    return {
+        "customization_id": row.id,
+        "repository_id": target.repository_id,
+        "base_tag": build["tag"],
+    }

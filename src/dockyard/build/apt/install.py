@@ -178,6 +178,25 @@ class AptPackages:
         await _ca_bundle(base, certificates, layer)
         return plan.key(), plan.lock()
 
+    async def releases_moved(self, lock: dict[str, Any]) -> bool:
+        """Whether any suite a build's package lock came from has a new `InRelease` (a cheap
+        first look: a few small signed files, no index, no base read)."""
+        distribution, _, codename = str(lock.get("distribution", "")).partition(" ")
+        before = lock.get("releases") or {}
+        session = self._session or aiohttp.ClientSession()
+        try:
+            for source in sources_for(self.sources, distribution, codename):
+                try:
+                    release = await fetch_release(session, source)
+                except SourceError as exc:
+                    raise _refusal(exc) from exc
+                if before.get(source.name) != release.sha256:
+                    return True
+        finally:
+            if self._session is None:
+                await session.close()
+        return False
+
     async def fetch(self, plan: Plan) -> list[Path]:
         """Every `.deb` of the plan's closure, verified, in the cache; their paths in order."""
         session = self._session or aiohttp.ClientSession()

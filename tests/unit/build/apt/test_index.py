@@ -19,8 +19,7 @@ from debian.deb822 import Packages
 from dockyard.build.apt.cache import DigestMismatch, fetch_deb, hash_file
 from dockyard.build.apt.index import IndexMissing, fetch_packages, index_targets
 from dockyard.build.apt.release import fetch_release
-
-from .conftest import Served
+from support.aptrepo import Served
 
 
 def _stanzas(path: Path) -> dict[str, Packages]:

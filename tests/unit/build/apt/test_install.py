@@ -21,11 +21,9 @@ from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.manifest import parse_manifest
 from dockyard.oci.reference import Reference
 from dockyard.registry.target import StoreTarget
-from support.aptrepo import DebSpec
+from support.aptrepo import DebSpec, Served
 from support.inprocess import ADMIN_PASSWORD, running_app
 from support.ocilayout import Member, build_image, tar_layer
-
-from .conftest import Served
 
 BASE_STATUS = b"""Package: base-files
 Status: install ok installed

@@ -16,9 +16,7 @@ from dockyard.build.apt.release import (
     fetch_release,
 )
 from dockyard.build.apt.sources import SourceError, read_apt_sources
-from support.aptrepo import SigningKey
-
-from .conftest import Served
+from support.aptrepo import Served, SigningKey
 
 
 async def test_a_signed_release_verifies(served: Served, session: aiohttp.ClientSession) -> None:
