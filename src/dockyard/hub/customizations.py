@@ -25,6 +25,7 @@ from dockyard.build.apt.install import AptPackages
 from dockyard.build.check import package_updates
 from dockyard.build.model import Customization, from_fields, split_reference, to_fields
 from dockyard.build.plan import plan
+from dockyard.build.rootfs import RootFS, image_for_platform
 from dockyard.hub.errors import Conflict, Invalid, NotFound
 from dockyard.hub.jobs import Job, JobContext, JobQueue
 from dockyard.metadata import accounts as account_rows
@@ -35,8 +36,10 @@ from dockyard.metadata import repositories as repository_rows
 from dockyard.metadata import settings as site_settings
 from dockyard.metadata.customizations import BuildRow, CustomizationRow
 from dockyard.metadata.events import EventRow
+from dockyard.oci.descriptor import Platform
 from dockyard.oci.errors import Denied, NameUnknown, Unauthorized
 from dockyard.oci.names import namespace_of
+from dockyard.oci.reference import Reference
 from dockyard.registry.service import Registry
 from dockyard.registry.target import StoreTarget
 
@@ -209,6 +212,30 @@ class Customizations:
             ]
         self.wake()
         return queued
+
+    async def search_packages(
+        self, subject: Subject, repository: str, tag: str, platform: str, query: str
+    ) -> list[dict[str, str]]:
+        """The packages a customization of `repository:tag` can add whose names contain
+        `query` (whoever may pull from the repository): the packages drop-down."""
+        await self._repository(subject, repository, Action.PULL)
+        packages = self.packages()
+        namespace = namespace_of(repository) or ""
+        place = StoreTarget(self.registry, builder_subject(namespace))
+        ref = Reference(LOCAL_REGISTRY, repository, tag)
+        wanted = Platform.parse(platform)
+        base = await image_for_platform(
+            place, ref, wanted, field="platform", what=f"{repository}:{tag}"
+        )
+        rootfs = await RootFS.scan(
+            place,
+            ref.with_digest(base.digest),
+            base,
+            collect=("etc/os-release", "usr/lib/os-release"),
+        )
+        if packages is None:
+            return []
+        return await packages.search(rootfs, wanted, query)
 
     async def schedule_package_checks(self) -> int:
         """Every `check_interval` seconds, queue a check of each built target with packages

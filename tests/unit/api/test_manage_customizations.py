@@ -323,6 +323,16 @@ async def test_a_newer_package_version_in_the_archive_rebuilds(
     async with opened(
         tmp_path, package_sources=[source], package_check_interval_seconds=0
     ) as scene:
+        # the packages drop-down: names of the base's distribution, prefix matches first
+        search = "/customizations/packages?repository=acme/dhi-python&tag=3.13&q="
+        status, offers = await scene.call("GET", search + "hello", scene.member)
+        assert status == 200, offers
+        assert [o["name"] for o in offers] == ["hello-gz", "hello-xz", "hello-zst"]
+        _, offers = await scene.call("GET", search + "xz", scene.member)
+        assert offers == [{"name": "hello-xz", "version": "2.0-1", "section": ""}]
+        status, _ = await scene.call("GET", search + "hello", scene.outsider)
+        assert status == 403
+
         document = {**DOCUMENT, "contents": {"packages": ["hello-xz"]}}
         _, body = await scene.call("POST", "/customizations", scene.member, json=document)
         uid = body["id"]

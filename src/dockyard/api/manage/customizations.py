@@ -156,6 +156,31 @@ async def prepare_customization(body: Document, subject: SignedIn, edge: Edge) -
     return await edge.hub.customizations.prepare(subject, body)
 
 
+class PackageOffer(BaseModel):
+    name: str
+    version: str = Field(description="the version a build would install (the archive's newest)")
+    section: str
+
+
+@router.get("/packages", responses=errors(403, 404, 502))
+async def search_packages(
+    subject: SignedIn,
+    edge: Edge,
+    repository: Annotated[
+        str, Query(max_length=MAX_NAME_LENGTH, pattern=f"^{NAME_PATTERN.pattern}$")
+    ],
+    tag: Annotated[str, Query(max_length=128, pattern=r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")],
+    q: Annotated[str, Query(min_length=1, max_length=100, pattern=r"^[a-z0-9+.-]+$")],
+    platform: Annotated[
+        str, Query(max_length=64, pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
+    ] = "linux/amd64",
+) -> list[PackageOffer]:
+    """Packages of the base's distribution whose names contain `q`, names that start with
+    it first (at most 50): what a customization of `repository:tag` can add."""
+    found = await edge.hub.customizations.search_packages(subject, repository, tag, platform, q)
+    return [PackageOffer(**offer) for offer in found]
+
+
 @router.get("/{customization_id}", responses=errors(404))
 async def get_customization(
     customization_id: CustomizationId, subject: SignedIn, edge: Edge

@@ -33,7 +33,14 @@ from dockyard.build.apt.dpkgdb import (
     detect_form,
 )
 from dockyard.build.apt.index import fetch_packages
-from dockyard.build.apt.packages import Installed, Package, PackageIndex, read_packages, stanzas
+from dockyard.build.apt.packages import (
+    Installed,
+    Package,
+    PackageIndex,
+    compare_versions,
+    read_packages,
+    stanzas,
+)
 from dockyard.build.apt.release import fetch_release
 from dockyard.build.apt.resolution import Resolution
 from dockyard.build.apt.resolve import resolve
@@ -178,6 +185,24 @@ class AptPackages:
         await _ca_bundle(base, certificates, layer)
         return plan.key(), plan.lock()
 
+    async def search(
+        self, base: RootFS, platform: Platform, query: str, limit: int = 50
+    ) -> list[dict[str, str]]:
+        """Packages of the base's distribution whose names contain `query` (names that start
+        with it first), with their candidate version and summary: the packages drop-down."""
+        distribution = _distribution(base)
+        architecture = _architecture(platform)
+        sources = sources_for(self.sources, distribution.id, distribution.codename)
+        if not sources:
+            return []
+        session = self._session or aiohttp.ClientSession()
+        try:
+            texts, _, _ = await self._indexes(session, sources, architecture)
+        finally:
+            if self._session is None:
+                await session.close()
+        return await asyncio.to_thread(_matching, texts, architecture, query.lower(), limit)
+
     async def releases_moved(self, lock: dict[str, Any]) -> bool:
         """Whether any suite a build's package lock came from has a new `InRelease` (a cheap
         first look: a few small signed files, no index, no base read)."""
@@ -239,6 +264,26 @@ class AptPackages:
             )
         except SourceError as exc:
             raise _refusal(exc) from exc
+
+
+def _matching(
+    texts: Sequence[tuple[str, str]], architecture: str, query: str, limit: int
+) -> list[dict[str, str]]:
+    """Names containing `query`, each with its highest version, prefix matches first."""
+    found: dict[str, Package] = {}
+    for origin, text in texts:
+        # only stanzas whose first line (`Package: NAME`) matches are parsed
+        wanted = "\n\n".join(
+            stanza for stanza in text.split("\n\n") if query in stanza.split("\n", 1)[0]
+        )
+        for package in read_packages(wanted, origin):
+            if query not in package.name or package.architecture not in (architecture, "all"):
+                continue
+            known = found.get(package.name)
+            if known is None or compare_versions(package.version, known.version) > 0:
+                found[package.name] = package
+    ranked = sorted(found.values(), key=lambda p: (not p.name.startswith(query), p.name))
+    return [{"name": p.name, "version": p.version, "section": p.section} for p in ranked[:limit]]
 
 
 def _refusal(exc: SourceError) -> InputUnavailable | InputRejected:
