@@ -218,7 +218,7 @@ class Customizations:
     ) -> list[dict[str, str]]:
         """The packages a customization of `repository:tag` can add whose names contain
         `query` (whoever may pull from the repository): the packages drop-down."""
-        await self._repository(subject, repository, Action.PULL)
+        await self.registry.repositories.require(subject, repository, Action.PULL)
         packages = self.packages()
         namespace = namespace_of(repository) or ""
         place = StoreTarget(self.registry, builder_subject(namespace))

@@ -162,7 +162,7 @@ class PackageOffer(BaseModel):
     section: str
 
 
-@router.get("/packages", responses=errors(403, 404, 502))
+@router.get("/packages", responses=errors(400, 403, 404, 502))
 async def search_packages(
     subject: SignedIn,
     edge: Edge,
