@@ -38,12 +38,12 @@ from dockyard.copy.result import CopyError
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Platform
 from dockyard.oci.digest import Digest
-from dockyard.oci.errors import ManifestUnknown, NameUnknown
+from dockyard.oci.errors import ManifestUnknown
 from dockyard.oci.reference import Reference
 from dockyard.sync.expand import list_repositories, natural_key, repository_pairs, tags_to_sync
 from dockyard.sync.model import SyncConfig, SyncEntry
 from dockyard.sync.report import RepositoryResult, SyncReport, TagResult, describe_error
-from dockyard.sync.run import Run, RunPlace
+from dockyard.sync.run import ManifestCache, Run, RunPlace
 
 Log = Callable[[str], None]
 DEFAULT_SYNC_REQUESTS = 16
@@ -81,6 +81,10 @@ class Syncer:
         self._platforms: dict[tuple[str, str, str], Digest] = {}
         self._limits: Limits | None = None
         self._copies: asyncio.Semaphore | None = None
+        # target repositories that had tags when surveyed: later runs of this syncer (server
+        # mode) only HEAD their tags, as there is nothing left for a survey to spare
+        self._settled: set[str] = set()
+        self._manifests = ManifestCache()
 
     async def check(self, entries: Collection[int] | None = None) -> SyncReport:
         """Plan every tag; write nothing (`regsync check`)."""
@@ -105,7 +109,7 @@ class Syncer:
         ctx = Run(
             dry_run,
             missing_only,
-            RunPlace(self.place),
+            RunPlace(self.place, self._manifests),
             Limits(self._limits.transfers, self._limits.requests, self._limits.blobs),
             asyncio.Semaphore(self.requests),
             self._copies,
@@ -149,22 +153,28 @@ class Syncer:
     async def _repository(
         self, entry: SyncEntry, src: Reference, dst: Reference, ctx: Run
     ) -> RepositoryResult:
+        survey = None
+        if dst.name not in self._settled or ctx.missing_only:
+            survey = asyncio.ensure_future(self._survey(dst, ctx))
         try:
             async with ctx.limits.requests:
                 tags = await self.place.tag_list(src)
         except Exception as exc:
+            if survey is not None:
+                survey.cancel()
             message = f"cannot list the tags of {src.name}: {describe_error(exc)}"
             self.log(f"{entry.name}: {message}")
             return RepositoryResult(entry.index, src.name, dst.name, error=message)
+        existing = await survey if survey is not None else set()
+        if existing and not isinstance(existing, Exception):
+            self._settled.add(dst.name)
         chosen = tags_to_sync(entry, tags)
         if not chosen:
             self.log(f"{entry.name}: no tag of {src.name} matches the filters")
         results: list[TagResult] = []
         if ctx.missing_only:
-            try:
-                existing = set(await self._existing_tags(dst, ctx))
-            except Exception as exc:
-                message = f"cannot list the tags of {dst.name}: {describe_error(exc)}"
+            if isinstance(existing, Exception):
+                message = f"cannot list the tags of {dst.name}: {describe_error(existing)}"
                 self.log(f"{entry.name}: {message}")
                 return RepositoryResult(entry.index, src.name, dst.name, error=message)
             for tag in [t for t in chosen if t in existing]:
@@ -175,14 +185,19 @@ class Syncer:
             *(self._image(entry, src.with_tag(t), dst.with_tag(t), ctx) for t in chosen)
         )
         results.sort(key=lambda r: natural_key(r.tag))
+        if not ctx.dry_run and any(r.digest is not None and not r.error for r in results):
+            self._settled.add(dst.name)
         return RepositoryResult(entry.index, src.name, dst.name, tuple(results))
 
-    async def _existing_tags(self, dst: Reference, ctx: Run) -> list[str]:
+    async def _survey(self, dst: Reference, ctx: Run) -> set[str] | Exception:
+        """The target repository's tags (none when it does not exist yet), listed once: the
+        run then knows without asking which tags are new, and in a new repository that
+        nothing is there yet. A failure leaves the run asking the target as usual."""
         try:
             async with ctx.limits.requests:
-                return await self.place.tag_list(dst)
-        except NameUnknown:
-            return []  # the target repository is created by the first copy
+                return set(await ctx.place.survey(dst))
+        except Exception as exc:
+            return exc
 
     # --- one tag -----------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ class Run:
 
     dry_run: bool
     missing_only: bool
-    place: Target
+    place: RunPlace
     limits: Limits
     plans: asyncio.Semaphore
     copies: asyncio.Semaphore
@@ -59,54 +59,159 @@ class Run:
 
 
 class RunPlace:
-    """The place as one run sees it: `place` itself, except that in repositories of a
-    `RegistryClient` known to have no referrers API (distribution 2.8), the fallback tags are
-    listed once per run, so a manifest without referrers costs no request to find that out
-    (a referrer tag made later in the run is found by the next run)."""
+    """The place as one run sees it: `place` itself, with what the run already knows.
 
-    def __init__(self, place: Target) -> None:
+    - In repositories of a `RegistryClient` known to have no referrers API (distribution
+      2.8), the fallback tags are listed once per run, so a manifest without referrers costs
+      no request to find that out (a referrer tag made later in the run is found by the next
+      run).
+    - A target repository the run has `survey`ed answers HEADs from what it knows: what the
+      run wrote there is present; a tag its listing lacks is absent; in a repository that had
+      no tags (a new mirror), every blob and manifest the run did not write is absent, so a
+      cold copy asks nothing before it writes. (A repository that holds blobs but no tag,
+      e.g. after a copy stopped before its first tag, gets them sent again.) There, the
+      fallback tag index of a referrer's subject is the one this run pushed, or none: it is
+      not read before it is updated; the referrers of a manifest are those the run pushed.
+    - Manifests read by digest are kept in `manifests` (content never changes under a
+      digest), so a syncer's later runs (server mode) do not read an unchanged index again.
+    """
+
+    def __init__(self, place: Target, manifests: ManifestCache | None = None) -> None:
         self.place = place
+        self.manifests = manifests if manifests is not None else ManifestCache()
         self.client = place if isinstance(place, RegistryClient) else None
         self._fallback: dict[str, frozenset[str] | None] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._tags: dict[str, frozenset[str]] = {}  # surveyed repositories: their tags
+        # surveyed repositories: what the run wrote there, by digest and tag
+        self._written: dict[str, dict[str, Descriptor]] = {}
+        # new repositories: the fallback tag indexes this run pushed, by (repository, subject)
+        self._indexes: dict[tuple[str, Digest], Manifest] = {}
+        self._index_locks: dict[tuple[str, Digest], asyncio.Lock] = {}
+        self._referrers: dict[tuple[str, Digest], list[Descriptor]] = {}
+
+    async def survey(self, ref: Reference) -> list[str]:
+        """List the tags of `ref`'s repository (none: `NameUnknown`) and answer HEADs in it
+        from that listing from now on (see the class)."""
+        try:
+            tags = await self.place.tag_list(ref)
+        except NameUnknown:
+            tags = []
+        name = ref.name
+        self._tags[name] = frozenset(tags)
+        self._written.setdefault(name, {})
+        self._fallback.setdefault(name, frozenset(t for t in tags if is_fallback_tag(t)))
+        return tags
+
+    def _known(self, ref: Reference, digest: Digest | None) -> tuple[bool, Descriptor | None]:
+        """Whether the survey of `ref`'s repository answers for blob or manifest `digest`
+        (None: `ref`'s tag), and what: the descriptor this run wrote, or None (absent)."""
+        tags = self._tags.get(ref.name)
+        key = str(digest) if digest is not None else ref.tag
+        if tags is None or key is None:
+            return False, None
+        written = self._written[ref.name].get(key)
+        if written is not None:
+            return True, written
+        if digest is not None:
+            return not tags, None  # a new repository holds only what this run wrote
+        return key not in tags, None
+
+    def _wrote(self, ref: Reference, desc: Descriptor, tag: str | None = None) -> None:
+        written = self._written.get(ref.name)
+        if written is not None:
+            written[str(desc.digest)] = desc
+            if tag is not None:
+                written[tag] = desc
+
+    def _new(self, ref: Reference) -> bool:
+        """Whether `ref`'s repository had no tags when surveyed (a new mirror)."""
+        return self._tags.get(ref.name) == frozenset()
 
     async def manifest_get(self, ref: Reference) -> Manifest:
-        return await self.place.manifest_get(ref)
+        if ref.digest is None or ref.tag is not None:
+            return await self.place.manifest_get(ref)
+        key = (ref.name, ref.digest)
+        found = self.manifests.get(key)
+        if found is None:
+            found = await self.place.manifest_get(ref)
+            self.manifests.put(key, found)
+        return found
 
     async def manifest_head(self, ref: Reference) -> Descriptor | None:
-        return await self.place.manifest_head(ref)
+        known, desc = self._known(ref, ref.digest if ref.tag is None else None)
+        return desc if known else await self.place.manifest_head(ref)
 
     async def manifest_put(self, ref: Reference, manifest: Manifest) -> Descriptor:
-        return await self.place.manifest_put(ref, manifest)
+        subject = manifest.subject
+        if subject is None or not self._new(ref):
+            pushed = await self.place.manifest_put(ref, manifest)
+        elif self.client is not None:
+            pushed = await self._put_referrer(self.client, ref, manifest, subject.digest)
+        else:
+            pushed = await self.place.manifest_put(ref, manifest)
+        if subject is not None and self._new(ref):
+            self._referrers.setdefault((ref.name, subject.digest), []).append(pushed)
+        self._wrote(ref, pushed, ref.tag)
+        return pushed
+
+    async def _put_referrer(
+        self, client: RegistryClient, ref: Reference, manifest: Manifest, subject: Digest
+    ) -> Descriptor:
+        """Push a referrer to a new repository; without the referrers API, add it to its
+        subject's fallback tag index as this run last pushed it (none yet: a new one)."""
+        pushed = await client.manifest_put(ref, manifest, update_referrers=False)
+        if client.referrers_store.api.get((ref.registry, ref.repository)) is True:
+            return pushed  # the registry confirmed the subject (OCI-Subject)
+        key = (ref.name, subject)
+        async with self._index_locks.setdefault(key, asyncio.Lock()):
+            index = await client.referrers_store.update_fallback(
+                ref, subject, add=[pushed], current=self._indexes.get(key)
+            )
+            if index is not None:
+                self._indexes[key] = index
+        return pushed
 
     async def tag_list(self, ref: Reference) -> list[str]:
         return await self.place.tag_list(ref)
 
     async def blob_head(self, ref: Reference, desc: Descriptor) -> Descriptor | None:
-        return await self.place.blob_head(ref, desc)
+        known, found = self._known(ref, desc.digest)
+        return found if known else await self.place.blob_head(ref, desc)
 
     def blob_get(self, ref: Reference, desc: Descriptor) -> AsyncIterator[bytes]:
         return self.place.blob_get(ref, desc)
 
     async def blob_put(self, ref: Reference, desc: Descriptor, body: BlobBody) -> Descriptor:
-        return await self.place.blob_put(ref, desc, body)
+        put = await self.place.blob_put(ref, desc, body)
+        self._wrote(ref, put)
+        return put
 
     async def blob_mount(self, ref: Reference, desc: Descriptor, from_repository: str) -> bool:
-        return await self.place.blob_mount(ref, desc, from_repository)
+        mounted = await self.place.blob_mount(ref, desc, from_repository)
+        if mounted:
+            self._wrote(ref, desc)
+        return mounted
 
     async def referrers(
         self, ref: Reference, digest: Digest | None = None, artifact_type: str | None = None
     ) -> list[Descriptor]:
         subject = digest or ref.digest
         client = self.client
+        if subject is not None and self._new(ref):
+            found = self._referrers.get((ref.name, subject), [])
+            return [d for d in found if artifact_type in (None, d.artifact_type)]
         if (
             client is not None
             and subject is not None
             and client.referrers_store.api.get((ref.registry, ref.repository)) is False
         ):
             tags = await self._fallback_tags(ref)
-            if tags is not None and fallback_tag(subject) not in tags:
-                return []
+            if tags is not None:
+                if fallback_tag(subject) not in tags:
+                    return []
+                found = await client.referrers_store.by_fallback_tag(ref, subject)
+                return [d for d in found if artifact_type in (None, d.artifact_type)]
         return await self.place.referrers(ref, digest, artifact_type)
 
     async def _fallback_tags(self, ref: Reference) -> frozenset[str] | None:
@@ -130,6 +235,31 @@ class RunPlace:
 
     async def close(self) -> None:
         await self.place.close()
+
+
+class ManifestCache:
+    """Manifests by (repository, digest), the most recently used kept: at most `entries` of
+    them and `size` bytes, so a long-running syncer's memory stays flat."""
+
+    def __init__(self, entries: int = 4096, size: int = 64 * 1024 * 1024) -> None:
+        self.entries, self.size = entries, size
+        self._held: dict[tuple[str, Digest], Manifest] = {}
+        self._bytes = 0
+
+    def get(self, key: tuple[str, Digest]) -> Manifest | None:
+        found = self._held.pop(key, None)
+        if found is not None:
+            self._held[key] = found  # most recently used last
+        return found
+
+    def put(self, key: tuple[str, Digest], manifest: Manifest) -> None:
+        if key in self._held or len(manifest.raw) > self.size:
+            return
+        self._held[key] = manifest
+        self._bytes += len(manifest.raw)
+        while len(self._held) > self.entries or self._bytes > self.size:
+            oldest = next(iter(self._held))
+            self._bytes -= len(self._held.pop(oldest).raw)
 
 
 def _is_a_target(place: RunPlace) -> Target:

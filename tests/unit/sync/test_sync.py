@@ -134,8 +134,38 @@ async def test_a_second_run_is_unchanged_and_costs_a_head_on_each_side() -> None
     report = await Syncer(plain, place).run()
     assert by_tag(report) == {"24.1": "unchanged", "24.2": "unchanged"}
     ops = Counter(op for op, _ in place.calls)
-    assert ops == {"tag_list": 1, "manifest_head": 2 * len(SELECTED)}
+    # a one-shot run lists the tags on each side (the target's listing spares the HEADs of
+    # tags it lacks, and every HEAD in a new repository)
+    assert ops == {"tag_list": 2, "manifest_head": 2 * len(SELECTED)}
     assert all(t.result is None for t in report.repositories[0].tags)
+
+
+async def test_a_server_cycle_with_nothing_changed_lists_the_source_and_heads_each_tag() -> None:
+    place = MemoryTarget()
+    publish(place)
+    plain = config(
+        "\n".join(line for line in SEED_LIKE.splitlines() if "referrer" not in line.lower()) + "\n"
+    )
+    syncer = Syncer(plain, place)
+    await syncer.run()
+    place.calls.clear()
+    report = await syncer.run()
+    assert by_tag(report) == {"24.1": "unchanged", "24.2": "unchanged"}
+    ops = Counter(op for op, _ in place.calls)
+    assert ops == {"tag_list": 1, "manifest_head": 2 * len(SELECTED)}
+
+
+async def test_a_cold_run_asks_a_new_target_repository_nothing_before_writing() -> None:
+    place = MemoryTarget()
+    scenes = publish(place)
+    report = await Syncer(config(), place).run()
+    assert not report.failed, report.dumps()
+    # the HEADs left are the source's, resolving each tag; the target was listed once
+    assert sorted(place.ops("manifest_head")) == sorted(SELECTED)
+    assert place.ops("blob_head") == []
+    assert place.ops("tag_list").count(DST.name) == 1
+    for tag in SELECTED:
+        assert digest_at(place, DST.with_tag(tag)) == scenes[tag].digest
 
 
 async def test_unchanged_images_have_their_referrers_checked_again() -> None:
