@@ -78,18 +78,27 @@ class Referrers:
         from the referrers API, or from the fallback tag when the registry answers 404."""
         key = (ref.registry, ref.repository)
         if key not in self.api:
-            # the first lookup in a repository finds out whether it has the API; lookups made
-            # meanwhile wait for the answer rather than each asking (and hearing 404)
-            async with self._probing.setdefault(key, asyncio.Lock()):
-                if key not in self.api:
-                    found = await self._try_api(key, ref, subject, artifact_type)
-                    if found is not None:
-                        return found
+            found = await self.probe(ref, subject, artifact_type)
+            if found is not None:
+                return found
         if self.api.get(key, True):
             found = await self._try_api(key, ref, subject, artifact_type)
             if found is not None:
                 return found
         return _filtered(await self._by_tag(ref, subject), artifact_type)
+
+    async def probe(
+        self, ref: Reference, subject: Digest, artifact_type: str | None = None
+    ) -> list[Descriptor] | None:
+        """Find out whether `ref`'s repository has the referrers API (noted in `api`) by
+        asking it for `subject`'s referrers, once: lookups made meanwhile wait for the
+        answer rather than each asking (and hearing 404). The referrers found, or None when
+        there is no API or another lookup already found out."""
+        key = (ref.registry, ref.repository)
+        async with self._probing.setdefault(key, asyncio.Lock()):
+            if key in self.api:
+                return None
+            return await self._try_api(key, ref, subject, artifact_type)
 
     async def _try_api(
         self, key: tuple[str, str], ref: Reference, subject: Digest, artifact_type: str | None

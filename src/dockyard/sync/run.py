@@ -129,7 +129,7 @@ class RunPlace:
         return self._tags.get(ref.name) == frozenset()
 
     async def manifest_get(self, ref: Reference) -> Manifest:
-        if ref.digest is None or ref.tag is not None:
+        if ref.digest is None:
             return await self.place.manifest_get(ref)
         key = (ref.name, ref.digest)
         found = self.manifests.get(key)
@@ -199,19 +199,22 @@ class RunPlace:
         subject = digest or ref.digest
         client = self.client
         if subject is not None and self._new(ref):
-            found = self._referrers.get((ref.name, subject), [])
-            return [d for d in found if artifact_type in (None, d.artifact_type)]
-        if (
-            client is not None
-            and subject is not None
-            and client.referrers_store.api.get((ref.registry, ref.repository)) is False
-        ):
-            tags = await self._fallback_tags(ref)
-            if tags is not None:
-                if fallback_tag(subject) not in tags:
-                    return []
-                found = await client.referrers_store.by_fallback_tag(ref, subject)
-                return [d for d in found if artifact_type in (None, d.artifact_type)]
+            mine = self._referrers.get((ref.name, subject), [])
+            return [d for d in mine if artifact_type in (None, d.artifact_type)]
+        if client is not None and subject is not None:
+            store = client.referrers_store
+            key = (ref.registry, ref.repository)
+            if key not in store.api:
+                probed = await store.probe(ref, subject, artifact_type)
+                if probed is not None:
+                    return probed
+            if store.api.get(key) is False:
+                tags = await self._fallback_tags(ref)
+                if tags is not None:
+                    if fallback_tag(subject) not in tags:
+                        return []
+                    listed = await store.by_fallback_tag(ref, subject)
+                    return [d for d in listed if artifact_type in (None, d.artifact_type)]
         return await self.place.referrers(ref, digest, artifact_type)
 
     async def _fallback_tags(self, ref: Reference) -> frozenset[str] | None:
