@@ -5,7 +5,10 @@ repository; every selected repository of a registry), plans every tag with `plan
 unless it is a dry run, executes the plans that have something to do, `parallel` at a time,
 all sharing one `Limits` (so a blob two tags share moves once). A tag whose digest is
 unchanged costs a HEAD on each side; with `referrers`, the referrers of its manifests are
-listed again on both sides, so attestations added after publishing are picked up.
+listed again at the source, so attestations added after publishing are picked up, and at
+the target unless (with `fastCheck`) this syncer listed them there in the last 10 minutes
+(`run.KnownReferrers`: a server's cycles). Each target repository's tags are listed once per
+run until it has some (`run.RunPlace.survey`): a new mirror is then written without a HEAD.
 
 Around it: `sync_expand` lists what an entry selects, `sync_run` holds what one run shares,
 `sync_report` what it found; `sync_server.serve` runs entries on their `schedule`/`interval`
@@ -43,7 +46,7 @@ from dockyard.oci.reference import Reference
 from dockyard.sync.expand import list_repositories, natural_key, repository_pairs, tags_to_sync
 from dockyard.sync.model import SyncConfig, SyncEntry
 from dockyard.sync.report import RepositoryResult, SyncReport, TagResult, describe_error
-from dockyard.sync.run import ManifestCache, Run, RunPlace
+from dockyard.sync.run import KnownReferrers, ManifestCache, Run, RunPlace, TrustingPlace
 
 Log = Callable[[str], None]
 DEFAULT_SYNC_REQUESTS = 16
@@ -85,6 +88,7 @@ class Syncer:
         # mode) only HEAD their tags, as there is nothing left for a survey to spare
         self._settled: set[str] = set()
         self._manifests = ManifestCache()
+        self._referrers = KnownReferrers()
 
     async def check(self, entries: Collection[int] | None = None) -> SyncReport:
         """Plan every tag; write nothing (`regsync check`)."""
@@ -106,10 +110,12 @@ class Syncer:
                 asyncio.Semaphore(self.transfers), asyncio.Semaphore(self.requests)
             )
             self._copies = asyncio.Semaphore(self.config.parallel)
+        place = RunPlace(self.place, self._manifests)
         ctx = Run(
             dry_run,
             missing_only,
-            RunPlace(self.place, self._manifests),
+            place,
+            TrustingPlace(place, self._referrers),
             Limits(self._limits.transfers, self._limits.requests, self._limits.blobs),
             asyncio.Semaphore(self.requests),
             self._copies,
@@ -211,14 +217,15 @@ class Syncer:
                         if await ctx.place.manifest_head(dst) is not None:
                             return replace(base, change="skipped", reason="on the target already")
                 source = await self._platform_source(entry, src, ctx) if entry.platform else src
+                target = ctx.trusting if entry.fast_check else ctx.place
                 plan = await plan_copy(
                     ctx.place,
                     source,
-                    ctx.place,
+                    target,
                     dst,
                     entry.copy_options(self.transfers, self.requests),
                     referrers_source=_side(ctx.place, entry.referrer_source),
-                    referrers_target=_side(ctx.place, entry.referrer_target),
+                    referrers_target=_side(target, entry.referrer_target),
                     limits=ctx.limits,
                 )
         except Exception as exc:

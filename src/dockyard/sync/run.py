@@ -5,7 +5,8 @@ the run sees it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 
 import aiohttp
@@ -29,6 +30,7 @@ class Run:
     dry_run: bool
     missing_only: bool
     place: RunPlace
+    trusting: TrustingPlace  # the target side of copies with fastCheck
     limits: Limits
     plans: asyncio.Semaphore
     copies: asyncio.Semaphore
@@ -265,5 +267,93 @@ class ManifestCache:
             self._bytes -= len(self._held.pop(oldest).raw)
 
 
-def _is_a_target(place: RunPlace) -> Target:
-    return place
+class KnownReferrers:
+    """The referrers a syncer found or put in its targets, by (repository, subject), trusted
+    for `seconds`: the next cycles of a server take them as listed instead of asking the
+    target again, as `fastCheck` trusts what is below a manifest the target has (a referrer
+    deleted from the target by hand comes back within `seconds`). The source is always asked.
+    At most `entries` subjects are kept, the oldest dropped first."""
+
+    def __init__(
+        self,
+        seconds: float = 600.0,
+        entries: int = 65536,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.seconds, self.entries, self.clock = seconds, entries, clock
+        self._known: dict[tuple[str, Digest], tuple[float, list[Descriptor]]] = {}
+
+    def get(self, key: tuple[str, Digest]) -> list[Descriptor] | None:
+        found = self._known.get(key)
+        if found is None or found[0] <= self.clock():
+            return None
+        return found[1]
+
+    def put(self, key: tuple[str, Digest], listed: list[Descriptor]) -> None:
+        self._known.pop(key, None)
+        self._known[key] = (self.clock() + self.seconds, list(listed))
+        while len(self._known) > self.entries:
+            del self._known[next(iter(self._known))]
+
+    def add(self, key: tuple[str, Digest], desc: Descriptor) -> None:
+        """Note a referrer pushed, if the subject's list is known (else it is asked for)."""
+        found = self._known.get(key)
+        if found is not None and all(d.digest != desc.digest for d in found[1]):
+            found[1].append(desc)
+
+
+class TrustingPlace:
+    """A run's place as the target of copies with `fastCheck`: a subject's referrers come from
+    `known` while it holds them (else from the target, then noted), referrers pushed are
+    noted; everything else is the run's place."""
+
+    def __init__(self, place: RunPlace, known: KnownReferrers) -> None:
+        self.place = place
+        self.known = known
+
+    async def referrers(
+        self, ref: Reference, digest: Digest | None = None, artifact_type: str | None = None
+    ) -> list[Descriptor]:
+        subject = digest or ref.digest
+        if subject is None:
+            return await self.place.referrers(ref, digest, artifact_type)
+        key = (ref.name, subject)
+        listed = self.known.get(key)
+        if listed is None:
+            listed = await self.place.referrers(ref, subject)
+            self.known.put(key, listed)
+        return [d for d in listed if artifact_type in (None, d.artifact_type)]
+
+    async def manifest_put(self, ref: Reference, manifest: Manifest) -> Descriptor:
+        pushed = await self.place.manifest_put(ref, manifest)
+        if manifest.subject is not None:
+            self.known.add((ref.name, manifest.subject.digest), pushed)
+        return pushed
+
+    async def manifest_get(self, ref: Reference) -> Manifest:
+        return await self.place.manifest_get(ref)
+
+    async def manifest_head(self, ref: Reference) -> Descriptor | None:
+        return await self.place.manifest_head(ref)
+
+    async def tag_list(self, ref: Reference) -> list[str]:
+        return await self.place.tag_list(ref)
+
+    async def blob_head(self, ref: Reference, desc: Descriptor) -> Descriptor | None:
+        return await self.place.blob_head(ref, desc)
+
+    def blob_get(self, ref: Reference, desc: Descriptor) -> AsyncIterator[bytes]:
+        return self.place.blob_get(ref, desc)
+
+    async def blob_put(self, ref: Reference, desc: Descriptor, body: BlobBody) -> Descriptor:
+        return await self.place.blob_put(ref, desc, body)
+
+    async def blob_mount(self, ref: Reference, desc: Descriptor, from_repository: str) -> bool:
+        return await self.place.blob_mount(ref, desc, from_repository)
+
+    async def close(self) -> None:
+        await self.place.close()
+
+
+def _is_a_target(place: RunPlace, trusting: TrustingPlace) -> tuple[Target, Target]:
+    return place, trusting

@@ -16,6 +16,8 @@ from dockyard.client.hosts import Client
 from dockyard.client.registry import RegistryClient
 from dockyard.client.settings import ClientConfig, TLSMode
 from dockyard.copy.events import CopyFinished, CopyStarted, Event
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import ManifestUnknown
 from dockyard.oci.reference import Reference
@@ -25,6 +27,7 @@ from dockyard.sync.config import parse_sync_config
 from dockyard.sync.engine import Syncer
 from dockyard.sync.model import SyncConfig, SyncConfigError
 from dockyard.sync.report import SyncReport
+from dockyard.sync.run import KnownReferrers
 from dockyard.sync.server import serve
 from support.ocilayout import build_image, layer
 from unit.copy.fakes import MemoryTarget, store
@@ -192,6 +195,54 @@ async def test_unchanged_images_have_their_referrers_checked_again() -> None:
     assert tag.result is not None
     assert tag.result.referrers_copied == 1
     assert late.digest in referrer_digests(place, DST, scenes["24.1"].index.digest)
+
+
+async def test_a_server_cycle_trusts_the_target_referrers_it_listed_and_asks_the_source() -> None:
+    place = MemoryTarget()
+    scenes = publish(place)
+    one_shot = Syncer(config(), place)
+    await one_shot.run()
+    place.calls.clear()
+    await Syncer(config(), place).run()
+    asked_one_shot = len(place.ops("referrers"))
+
+    server = Syncer(config(), place)
+    await server.run()  # lists the target's referrers once
+    place.calls.clear()
+    report = await server.run()
+    assert by_tag(report) == {"24.1": "unchanged", "24.2": "unchanged"}
+    # each index and amd64 image has a referrer: their target listing is not asked again
+    assert len(place.ops("referrers")) == asked_one_shot - 2 * len(SELECTED)
+
+    # the source is still asked: an attestation published now is copied by the next cycle
+    late = attach(place, SCOUT, scenes["24.1"].index, SIGNATURE, b"signed later")
+    report = await server.run()
+    assert report.repositories[0].tags[0].result is not None
+    assert report.repositories[0].tags[0].result.referrers_copied == 1
+    assert late.digest in referrer_digests(place, DST, scenes["24.1"].index.digest)
+    place.calls.clear()
+    report = await server.run()
+    assert report.totals()["referrers_copied"] == 0
+    assert not place.ops("manifest_put")
+
+
+def test_known_referrers_expire_and_stay_bounded() -> None:
+    now = [0.0]
+    known = KnownReferrers(seconds=10, entries=2, clock=lambda: now[0])
+    subject, other, third = (Digest.of(f"s{i}".encode()) for i in range(3))
+    desc = Descriptor(mt.OCI_MANIFEST, Digest.of(b"r"), 1)
+    known.add(("dst/app", subject), desc)
+    assert known.get(("dst/app", subject)) is None  # unknown lists are not made up
+    known.put(("dst/app", subject), [])
+    known.add(("dst/app", subject), desc)
+    assert known.get(("dst/app", subject)) == [desc]
+    now[0] = 10.0
+    assert known.get(("dst/app", subject)) is None  # asked again after `seconds`
+    known.put(("dst/app", subject), [desc])
+    known.put(("dst/app", other), [])
+    known.put(("dst/app", third), [])
+    assert known.get(("dst/app", subject)) is None  # the oldest went first
+    assert known.get(("dst/app", third)) == []
 
 
 async def test_a_moved_tag_is_an_update() -> None:
