@@ -164,7 +164,7 @@ class Syncer:
             survey = asyncio.ensure_future(self._survey(dst, ctx))
         try:
             async with ctx.limits.requests:
-                tags = await self.place.tag_list(src)
+                tags = await ctx.place.tag_list(src)
         except Exception as exc:
             if survey is not None:
                 survey.cancel()

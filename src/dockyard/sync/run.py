@@ -74,6 +74,8 @@ class RunPlace:
       e.g. after a copy stopped before its first tag, gets them sent again.) There, the
       fallback tag index of a referrer's subject is the one this run pushed, or none: it is
       not read before it is updated; the referrers of a manifest are those the run pushed.
+    - Each repository's tags are listed once (a tag made later in the run is found by the
+      next run).
     - Manifests read by digest are kept in `manifests` (content never changes under a
       digest), so a syncer's later runs (server mode) do not read an unchanged index again.
     """
@@ -91,6 +93,7 @@ class RunPlace:
         self._indexes: dict[tuple[str, Digest], Manifest] = {}
         self._index_locks: dict[tuple[str, Digest], asyncio.Lock] = {}
         self._referrers: dict[tuple[str, Digest], list[Descriptor]] = {}
+        self._listings: dict[str, asyncio.Future[list[str]]] = {}
 
     async def survey(self, ref: Reference) -> list[str]:
         """List the tags of `ref`'s repository (none: `NameUnknown`) and answer HEADs in it
@@ -175,7 +178,13 @@ class RunPlace:
         return pushed
 
     async def tag_list(self, ref: Reference) -> list[str]:
-        return await self.place.tag_list(ref)
+        """The repository's tags, listed once per run (the digest tags of every tag copied,
+        the fallback tags and the tags to sync come from one listing)."""
+        listing = self._listings.get(ref.name)
+        if listing is None:
+            listing = asyncio.ensure_future(self.place.tag_list(ref))
+            self._listings[ref.name] = listing
+        return list(await asyncio.shield(listing))
 
     async def blob_head(self, ref: Reference, desc: Descriptor) -> Descriptor | None:
         known, found = self._known(ref, desc.digest)
@@ -229,7 +238,7 @@ class RunPlace:
 
     async def _list_fallback_tags(self, ref: Reference) -> frozenset[str] | None:
         try:
-            tags = await self.place.tag_list(ref)
+            tags = await self.tag_list(ref)
         except NameUnknown:
             return frozenset()
         except OciError:

@@ -226,6 +226,16 @@ async def test_a_server_cycle_trusts_the_target_referrers_it_listed_and_asks_the
     assert not place.ops("manifest_put")
 
 
+async def test_a_run_lists_each_repository_once_for_all_its_tags_digest_tags() -> None:
+    place = MemoryTarget()
+    publish(place)
+    with_digest_tags = config(SEED_LIKE.replace("    fastCopy: true\n", "    digestTags: true\n"))
+    report = await Syncer(with_digest_tags, place).run()
+    assert not report.failed, report.dumps()
+    # the tags to sync and every tag's digest tags come from one listing; the target's once
+    assert sorted(place.ops("tag_list")) == sorted([SRC.name, SCOUT.name, DST.name])
+
+
 def test_known_referrers_expire_and_stay_bounded() -> None:
     now = [0.0]
     known = KnownReferrers(seconds=10, entries=2, clock=lambda: now[0])
