@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -22,6 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -259,19 +261,57 @@ class DockerRegistry:
     def stop(self) -> None:
         self.process.stop()
 
+    def requests(self, since: int = 0) -> Counter[tuple[str, str, int]]:
+        """(method, kind, status) of the requests in the access log from byte `since` on
+        (start with `access_log=True`); kind is `ping`, `tags`, `referrers`, `uploads`,
+        `manifests` or `blobs`. `log.stat().st_size` marks where to start."""
+        with self.log.open("rb") as file:
+            file.seek(since)
+            lines = file.read().decode(errors="replace").splitlines()
+        found: Counter[tuple[str, str, int]] = Counter()
+        for line in lines:
+            match = _ACCESS.search(line)
+            if match is not None:
+                method, path, status = match.groups()
+                found[(method, _kind(path), int(status))] += 1
+        return found
+
+
+_ACCESS = re.compile(r'"([A-Z]+) (/v2/\S*) HTTP/[0-9.]+" ([0-9]{3}) ')
+
+
+def _kind(path: str) -> str:
+    path = path.split("?", 1)[0]
+    if path in ("/v2/", "/v2"):
+        return "ping"
+    for part, kind in (
+        ("/tags/list", "tags"),
+        ("/referrers/", "referrers"),
+        ("/blobs/uploads/", "uploads"),
+        ("/manifests/", "manifests"),
+        ("/blobs/", "blobs"),
+    ):
+        if part in path:
+            return kind
+    return path
+
 
 DockerRegistryFactory = Callable[..., DockerRegistry]
 
 
 def _start_docker_registry(
-    base: Path, *, users: Mapping[str, str] | None = None, log_level: str = "error"
+    base: Path,
+    *,
+    users: Mapping[str, str] | None = None,
+    log_level: str = "error",
+    access_log: bool = False,
 ) -> DockerRegistry:
     port = free_port()
     root = base / "data"
     root.mkdir(parents=True)
     config: dict[str, Any] = {
         "version": 0.1,
-        "log": {"level": log_level, "accesslog": {"disabled": True}},
+        "log": {"level": log_level, "accesslog": {"disabled": not access_log}},
         "storage": {
             "filesystem": {"rootdirectory": str(root)},
             "delete": {"enabled": True},
@@ -312,7 +352,8 @@ def _start_docker_registry(
 def docker_registry_factory(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DockerRegistryFactory]:
-    """Start CNCF distribution registries: `factory(users={"alice": "pw"}, log_level="error")`.
+    """Start CNCF distribution registries: `factory(users={"alice": "pw"}, log_level="error",
+    access_log=False)`; with `access_log`, every request is a line of the log (`requests`).
 
     With `users`, the registry asks for basic auth (htpasswd, bcrypt cost 4). Each registry has
     its own temporary storage and port, delete enabled; all stop at teardown.
@@ -320,10 +361,15 @@ def docker_registry_factory(
     started: list[DockerRegistry] = []
 
     def start(
-        *, users: Mapping[str, str] | None = None, log_level: str = "error"
+        *,
+        users: Mapping[str, str] | None = None,
+        log_level: str = "error",
+        access_log: bool = False,
     ) -> DockerRegistry:
         base = tmp_path_factory.mktemp("docker-registry")
-        registry = _start_docker_registry(base, users=users, log_level=log_level)
+        registry = _start_docker_registry(
+            base, users=users, log_level=log_level, access_log=access_log
+        )
         started.append(registry)
         _attach_log(request, f"docker-registry {registry.host}", registry.log)
         return registry

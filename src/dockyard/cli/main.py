@@ -1,46 +1,65 @@
-"""`dockyard`: serve the registry, and administer it."""
+"""`dockyard`: serve the registry, and administer it.
+
+The command groups live in their own modules, imported only when asked for: `dockyard sync
+once` imports the sync command and what it needs, not the server, the database or the hub
+(a warm sync is mostly start-up, so start-up is what it costs). `app` (the whole command
+tree, for `dockyard --help` and the tests) is built on first use.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dockyard import __version__
-from dockyard.cli import (
-    admin,
-    artifact,
-    catalog,
-    customization,
-    image,
-    loop,
-    manifest,
-    mirror,
-    registry,
-    sync,
-    tag,
-    webhook,
-)
-from dockyard.config import ConfigError, Settings, load_settings
+from dockyard.cli import loop
 
-app = typer.Typer(
-    help="Dockyard: a hub for hardened container images.",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},  # subcommands inherit them
-)
-app.add_typer(admin.app, name="admin")
-app.add_typer(image.app, name="image")
-app.add_typer(manifest.app, name="manifest")
-app.add_typer(artifact.app, name="artifact")
-app.add_typer(tag.app, name="tag")
-app.add_typer(registry.app, name="registry")
-app.add_typer(sync.app, name="sync")
-app.add_typer(catalog.app, name="catalog")
-app.add_typer(mirror.app, name="mirror")
-app.add_typer(webhook.app, name="webhook")
-app.add_typer(customization.app, name="customization")
+if TYPE_CHECKING:
+    from dockyard.config import Settings
+
+# name → module of each command group, in the order `--help` lists them
+GROUPS = {
+    "admin": "dockyard.cli.admin",
+    "image": "dockyard.cli.image",
+    "manifest": "dockyard.cli.manifest",
+    "artifact": "dockyard.cli.artifact",
+    "tag": "dockyard.cli.tag",
+    "registry": "dockyard.cli.registry",
+    "sync": "dockyard.cli.sync",
+    "catalog": "dockyard.cli.catalog",
+    "mirror": "dockyard.cli.mirror",
+    "webhook": "dockyard.cli.webhook",
+    "customization": "dockyard.cli.customization",
+}
+
+
+def build(only: str | None = None) -> typer.Typer:
+    """The command tree: `serve`, `worker` and every group, or only the group `only`."""
+    root = typer.Typer(
+        help="Dockyard: a hub for hardened container images.",
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},  # subcommands inherit them
+    )
+    root.callback()(_root)
+    root.command()(serve)
+    root.command()(worker)
+    for name, module in GROUPS.items():
+        if only is None or name == only:
+            root.add_typer(importlib.import_module(module).app, name=name)
+    return root
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":
+        app = build()
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _print_version(wanted: bool) -> None:
@@ -49,7 +68,6 @@ def _print_version(wanted: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: Annotated[
         bool,
@@ -59,7 +77,6 @@ def _root(
     """Dockyard: a hub for hardened container images."""
 
 
-@app.command()
 def serve(
     data: Annotated[Path | None, typer.Option(help="data folder (default ./data)")] = None,
     listen: Annotated[str | None, typer.Option(help="HOST:PORT (default 127.0.0.1:5000)")] = None,
@@ -103,7 +120,6 @@ def serve(
     ).serve()
 
 
-@app.command()
 def worker(
     data: Annotated[Path | None, typer.Option(help="data folder (default ./data)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML settings file")] = None,
@@ -122,6 +138,8 @@ def worker(
 
 
 def _settings(config: Path | None, **flags: object) -> Settings:
+    from dockyard.config import ConfigError, load_settings
+
     try:
         return load_settings(config, **flags)
     except (ConfigError, OSError) as exc:
@@ -140,4 +158,6 @@ def _as_environment(settings: Settings, config: Path | None) -> dict[str, str]:
 
 
 def main() -> None:
-    app()
+    """The `dockyard` command: only the group named on the command line is imported."""
+    wanted = sys.argv[1] if len(sys.argv) > 1 else None
+    build(wanted if wanted in GROUPS else None)()

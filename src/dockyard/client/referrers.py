@@ -34,6 +34,13 @@ LIST_AFTER = 8
 FALLBACK_TAGS_SECONDS = 30.0
 
 
+class Ask:
+    """The type of `ASK`: read what is there rather than being told."""
+
+
+ASK = Ask()
+
+
 class ManifestStore(Protocol):
     """What referrers need of a registry client (`RegistryClient` is one): its transport per
     registry, tag listing and manifests. A protocol, so this module does not import the client
@@ -62,6 +69,7 @@ class Referrers:
         # repository → (until when, its fallback tags; None when the tags cannot be listed)
         self._tags: dict[tuple[str, str], tuple[float, set[str] | None]] = {}
         self._listing: dict[tuple[str, str], asyncio.Lock] = {}
+        self._probing: dict[tuple[str, str], asyncio.Lock] = {}
 
     async def lookup(
         self, ref: Reference, subject: Digest, artifact_type: str | None = None
@@ -69,17 +77,42 @@ class Referrers:
         """Descriptors of the manifests whose `subject` is `subject`, in `ref`'s repository:
         from the referrers API, or from the fallback tag when the registry answers 404."""
         key = (ref.registry, ref.repository)
+        if key not in self.api:
+            found = await self.probe(ref, subject, artifact_type)
+            if found is not None:
+                return found
         if self.api.get(key, True):
-            try:
-                found = await self._by_api(ref, subject, artifact_type)
-            except OciError as err:
-                if err.status != 404:
-                    raise
-                self.api[key] = False
-            else:
-                self.api[key] = True
+            found = await self._try_api(key, ref, subject, artifact_type)
+            if found is not None:
                 return found
         return _filtered(await self._by_tag(ref, subject), artifact_type)
+
+    async def probe(
+        self, ref: Reference, subject: Digest, artifact_type: str | None = None
+    ) -> list[Descriptor] | None:
+        """Find out whether `ref`'s repository has the referrers API (noted in `api`) by
+        asking it for `subject`'s referrers, once: lookups made meanwhile wait for the
+        answer rather than each asking (and hearing 404). The referrers found, or None when
+        there is no API or another lookup already found out."""
+        key = (ref.registry, ref.repository)
+        async with self._probing.setdefault(key, asyncio.Lock()):
+            if key in self.api:
+                return None
+            return await self._try_api(key, ref, subject, artifact_type)
+
+    async def _try_api(
+        self, key: tuple[str, str], ref: Reference, subject: Digest, artifact_type: str | None
+    ) -> list[Descriptor] | None:
+        """The referrers by the API; None (and the API noted as missing) on a 404."""
+        try:
+            found = await self._by_api(ref, subject, artifact_type)
+        except OciError as err:
+            if err.status != 404:
+                raise
+            self.api[key] = False
+            return None
+        self.api[key] = True
+        return found
 
     async def _by_api(
         self, ref: Reference, subject: Digest, artifact_type: str | None
@@ -111,6 +144,11 @@ class Referrers:
         tags = await self._fallback_tags(ref)
         if tags is not None and fallback_tag(subject) not in tags:
             return []
+        return await self.by_fallback_tag(ref, subject)
+
+    async def by_fallback_tag(self, ref: Reference, subject: Digest) -> list[Descriptor]:
+        """The referrers the fallback tag index of `subject` lists (none without one), read
+        without asking first whether the tag exists: for a caller that listed the tags."""
         index = await self._fallback_index(ref, subject)
         return list(index.children) if index is not None else []
 
@@ -153,9 +191,25 @@ class Referrers:
         """Add descriptors to (and remove digests from) the fallback tag index of `subject` in
         `ref`'s repository and push it; the pushed index's descriptor, or None when nothing
         changed. Entries already there keep their exact JSON."""
+        index = await self.update_fallback(ref, subject, add=add, remove=remove)
+        return index.descriptor() if index is not None else None
+
+    async def update_fallback(
+        self,
+        ref: Reference,
+        subject: Digest,
+        *,
+        add: Sequence[Descriptor] = (),
+        remove: Sequence[Digest] = (),
+        current: Manifest | Ask | None = ASK,
+    ) -> Manifest | None:
+        """`put_fallback`, returning the index pushed (None: nothing changed). `current` is
+        the index the tag holds now when the caller knows it (None: no such tag, e.g. in a
+        repository it just created), so it is not read first."""
         lock = self._locks.setdefault((ref.registry, ref.repository, subject), asyncio.Lock())
         async with lock:
-            current = await self._fallback_index(ref, subject)
+            if isinstance(current, Ask):
+                current = await self._fallback_index(ref, subject)
             body = _index_body(current)
             entries: list[Any] = body["manifests"]
             dropped = {str(d) for d in remove}
@@ -173,7 +227,7 @@ class Referrers:
             listed = self._tags.get((ref.registry, ref.repository), (0.0, None))[1]
             if listed is not None:
                 listed.add(fallback_tag(subject))
-            return index.descriptor()
+            return index
 
 
 def _index_body(current: Manifest | None) -> dict[str, Any]:

@@ -149,15 +149,29 @@ class Limits:
         """Hold every new request to this registry for `seconds`."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Wait out any pause, take a concurrency slot and a rate slot; free the slot after."""
+    async def acquire(self) -> None:
+        """Wait out any pause, take a concurrency slot and a rate slot; give the concurrency
+        slot back with `release`."""
         while (wait := self._paused_until - self._clock()) > 0:
             await self._sleep(wait)
-        if self._slots is None:
+        if self._slots is not None:
+            await self._slots.acquire()
+        try:
             await self._rate.wait()
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give back the concurrency slot `acquire` took."""
+        if self._slots is not None:
+            self._slots.release()
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """`acquire` and `release` around a block."""
+        await self.acquire()
+        try:
             yield
-            return
-        async with self._slots:
-            await self._rate.wait()
-            yield
+        finally:
+            self.release()

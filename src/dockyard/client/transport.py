@@ -122,21 +122,24 @@ class Transport:
         """
         target = url if isinstance(url, URL) else self.url(url)
         request = Request(method, target, scopes, headers or {}, params, body, retry)
-        async with contextlib.AsyncExitStack() as stack:
-            yield await self._open(request, stack)
+        response = await self._open(request)
+        try:
+            yield response
+        finally:
+            _release_now(response)
+            self.limits.release()
 
-    async def _open(
-        self, request: Request, stack: contextlib.AsyncExitStack
-    ) -> aiohttp.ClientResponse:
+    async def _open(self, request: Request) -> aiohttp.ClientResponse:
+        """The first successful answer to `request`, holding a concurrency slot (the caller
+        gives it back with `limits.release()`); every failed attempt gives its slot back."""
         attempts = self.retry.attempts if request.retry and request.replayable else 1
         failures = 0
         while True:
-            attempt = contextlib.AsyncExitStack()
-            await attempt.enter_async_context(self.limits.slot())
+            await self.limits.acquire()
             try:
                 response = await self._authorized(request)
             except CONNECTION_ERRORS as exc:
-                await attempt.aclose()
+                self.limits.release()
                 source = _body_failure(exc)
                 if source is not None:
                     raise source from exc  # the body's source failed (e.g. a digest check)
@@ -149,7 +152,7 @@ class Transport:
                 await self.backoff(request.describe(), failures, f"{type(exc).__name__}: {exc}")
                 continue
             except OciError as err:  # from the token service
-                await attempt.aclose()
+                self.limits.release()
                 failures += 1
                 if failures >= attempts or not is_retryable_status(err.status):
                     raise
@@ -158,14 +161,14 @@ class Transport:
                 )
                 continue
             except BaseException:
-                await attempt.aclose()
+                self.limits.release()
                 raise
             if response.status < 400:
-                attempt.push_async_callback(_release, response)
-                stack.push_async_callback(attempt.aclose)
                 return response
-            answer = await _read_error(request, response)
-            await attempt.aclose()
+            try:
+                answer = await _read_error(request, response)
+            finally:
+                self.limits.release()
             failures += 1
             if failures >= attempts or not is_retryable_status(response.status):
                 raise answer
@@ -250,10 +253,6 @@ async def _read_error(request: Request, response: aiohttp.ClientResponse) -> Oci
             body = await read_body(response, MAX_ERROR_BODY)
     _release_now(response)
     return error_from_body(response.status, body, request.describe(), response.headers)
-
-
-async def _release(response: aiohttp.ClientResponse) -> None:
-    _release_now(response)
 
 
 def _release_now(response: aiohttp.ClientResponse) -> None:

@@ -147,7 +147,7 @@ class _Run:
         place = self.plan.endpoints.get(blob.writes)
         key = (id(place), blob.target.name, str(blob.descriptor.digest))
         earlier = self.limits.blobs.get(key)
-        if earlier is not None and await asyncio.shield(earlier):
+        if key in self.limits.done or (earlier is not None and await asyncio.shield(earlier)):
             self._blob_done(blob, "skipped")
             return
         mine: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -156,10 +156,11 @@ class _Run:
         try:
             how = await self._transfer(blob, place)
             done = True
+            self.limits.done.add(key)
         finally:
             mine.set_result(done)  # when False, whoever waits on this blob copies it itself
             if self.limits.blobs.get(key) is mine:
-                del self.limits.blobs[key]  # later copies ask the target (it may have lost it)
+                del self.limits.blobs[key]  # copies with other limits ask the target
         self._blob_done(blob, how)
 
     async def _transfer(self, blob: BlobNode, place: Target) -> BlobHow:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from dockyard.auth.policy import Subject
 from dockyard.client.hosts import SessionFactory
-from dockyard.client.registry import RegistryClient
 from dockyard.copy.events import BlobDone, Event
 from dockyard.copy.execute import execute
 from dockyard.copy.limits import Limits
@@ -33,6 +32,7 @@ from dockyard.oci.reference import Reference
 from dockyard.registry.service import Registry
 from dockyard.registry.target import StoreTarget
 from dockyard.sync.report import describe_error
+from dockyard.sync.run import ManifestCache, RunPlace
 
 log = logging.getLogger(__name__)
 LOCAL_REGISTRY = "dockyard.local"  # a reference's registry part means nothing to the store
@@ -70,6 +70,7 @@ class MirrorSync:
         self.catalog = catalog
         self.session_factory = session_factory
         self.parallel = parallel
+        self.manifests = ManifestCache()  # by digest: the next runs do not read them again
 
     async def __call__(self, job: Job, ctx: JobContext) -> None:
         mirror_id = int(job.payload["mirror_id"])
@@ -107,6 +108,9 @@ class MirrorSync:
             tally.total = len(wanted)
             await self._progress(mirror, tally, ctx)
             upstream = upstream_of(entry)
+            # as a sync run sees it: each repository's tags listed once (every tag's digest
+            # tags), one referrers API probe, fallback tags listed once, manifests kept
+            source = RunPlace(client, self.manifests)
             store = StoreTarget(self.registry, MIRROR_SUBJECT)
             limits = Limits(asyncio.Semaphore(8), asyncio.Semaphore(16))
             gate = asyncio.Semaphore(self.parallel)
@@ -116,7 +120,7 @@ class MirrorSync:
                     if not await self._still_wanted(mirror):
                         return
                     try:
-                        await self._copy_tag(client, upstream, store, mirror, tag, limits, tally)
+                        await self._copy_tag(source, upstream, store, mirror, tag, limits, tally)
                     except Exception as exc:
                         tally.errors.append(f"{tag}: {describe_error(exc)}")
                     tally.done += 1
@@ -128,7 +132,7 @@ class MirrorSync:
 
     async def _copy_tag(
         self,
-        client: RegistryClient,
+        source: RunPlace,
         upstream: Upstream,
         store: StoreTarget,
         mirror: MirrorRow,
@@ -137,9 +141,9 @@ class MirrorSync:
         tally: Tally,
     ) -> None:
         destination = Reference(LOCAL_REGISTRY, mirror.repository, tag)
-        attestations = (client, upstream.attestations) if upstream.attestations else None
+        attestations = (source, upstream.attestations) if upstream.attestations else None
         plan = await plan_copy(
-            client,
+            source,
             upstream.images.with_tag(tag),
             store,
             destination,

@@ -5,7 +5,10 @@ repository; every selected repository of a registry), plans every tag with `plan
 unless it is a dry run, executes the plans that have something to do, `parallel` at a time,
 all sharing one `Limits` (so a blob two tags share moves once). A tag whose digest is
 unchanged costs a HEAD on each side; with `referrers`, the referrers of its manifests are
-listed again on both sides, so attestations added after publishing are picked up.
+listed again at the source, so attestations added after publishing are picked up, and at
+the target unless (with `fastCheck`) this syncer listed them there in the last 10 minutes
+(`run.KnownReferrers`: a server's cycles). Each target repository's tags are listed once per
+run until it has some (`run.RunPlace.survey`): a new mirror is then written without a HEAD.
 
 Around it: `sync_expand` lists what an entry selects, `sync_run` holds what one run shares,
 `sync_report` what it found; `sync_server.serve` runs entries on their `schedule`/`interval`
@@ -38,12 +41,12 @@ from dockyard.copy.result import CopyError
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.descriptor import Platform
 from dockyard.oci.digest import Digest
-from dockyard.oci.errors import ManifestUnknown, NameUnknown
+from dockyard.oci.errors import ManifestUnknown
 from dockyard.oci.reference import Reference
 from dockyard.sync.expand import list_repositories, natural_key, repository_pairs, tags_to_sync
 from dockyard.sync.model import SyncConfig, SyncEntry
 from dockyard.sync.report import RepositoryResult, SyncReport, TagResult, describe_error
-from dockyard.sync.run import Run, RunPlace
+from dockyard.sync.run import KnownReferrers, ManifestCache, Run, RunPlace, TrustingPlace
 
 Log = Callable[[str], None]
 DEFAULT_SYNC_REQUESTS = 16
@@ -81,6 +84,11 @@ class Syncer:
         self._platforms: dict[tuple[str, str, str], Digest] = {}
         self._limits: Limits | None = None
         self._copies: asyncio.Semaphore | None = None
+        # target repositories that had tags when surveyed: later runs of this syncer (server
+        # mode) only HEAD their tags, as there is nothing left for a survey to spare
+        self._settled: set[str] = set()
+        self._manifests = ManifestCache()
+        self._referrers = KnownReferrers()
 
     async def check(self, entries: Collection[int] | None = None) -> SyncReport:
         """Plan every tag; write nothing (`regsync check`)."""
@@ -102,10 +110,12 @@ class Syncer:
                 asyncio.Semaphore(self.transfers), asyncio.Semaphore(self.requests)
             )
             self._copies = asyncio.Semaphore(self.config.parallel)
+        place = RunPlace(self.place, self._manifests)
         ctx = Run(
             dry_run,
             missing_only,
-            RunPlace(self.place),
+            place,
+            TrustingPlace(place, self._referrers),
             Limits(self._limits.transfers, self._limits.requests, self._limits.blobs),
             asyncio.Semaphore(self.requests),
             self._copies,
@@ -149,22 +159,28 @@ class Syncer:
     async def _repository(
         self, entry: SyncEntry, src: Reference, dst: Reference, ctx: Run
     ) -> RepositoryResult:
+        survey = None
+        if dst.name not in self._settled or ctx.missing_only:
+            survey = asyncio.ensure_future(self._survey(dst, ctx))
         try:
             async with ctx.limits.requests:
-                tags = await self.place.tag_list(src)
+                tags = await ctx.place.tag_list(src)
         except Exception as exc:
+            if survey is not None:
+                survey.cancel()
             message = f"cannot list the tags of {src.name}: {describe_error(exc)}"
             self.log(f"{entry.name}: {message}")
             return RepositoryResult(entry.index, src.name, dst.name, error=message)
+        existing = await survey if survey is not None else set()
+        if existing and not isinstance(existing, Exception):
+            self._settled.add(dst.name)
         chosen = tags_to_sync(entry, tags)
         if not chosen:
             self.log(f"{entry.name}: no tag of {src.name} matches the filters")
         results: list[TagResult] = []
         if ctx.missing_only:
-            try:
-                existing = set(await self._existing_tags(dst, ctx))
-            except Exception as exc:
-                message = f"cannot list the tags of {dst.name}: {describe_error(exc)}"
+            if isinstance(existing, Exception):
+                message = f"cannot list the tags of {dst.name}: {describe_error(existing)}"
                 self.log(f"{entry.name}: {message}")
                 return RepositoryResult(entry.index, src.name, dst.name, error=message)
             for tag in [t for t in chosen if t in existing]:
@@ -175,14 +191,19 @@ class Syncer:
             *(self._image(entry, src.with_tag(t), dst.with_tag(t), ctx) for t in chosen)
         )
         results.sort(key=lambda r: natural_key(r.tag))
+        if not ctx.dry_run and any(r.digest is not None and not r.error for r in results):
+            self._settled.add(dst.name)
         return RepositoryResult(entry.index, src.name, dst.name, tuple(results))
 
-    async def _existing_tags(self, dst: Reference, ctx: Run) -> list[str]:
+    async def _survey(self, dst: Reference, ctx: Run) -> set[str] | Exception:
+        """The target repository's tags (none when it does not exist yet), listed once: the
+        run then knows without asking which tags are new, and in a new repository that
+        nothing is there yet. A failure leaves the run asking the target as usual."""
         try:
             async with ctx.limits.requests:
-                return await self.place.tag_list(dst)
-        except NameUnknown:
-            return []  # the target repository is created by the first copy
+                return set(await ctx.place.survey(dst))
+        except Exception as exc:
+            return exc
 
     # --- one tag -----------------------------------------------------------------------------
 
@@ -196,14 +217,15 @@ class Syncer:
                         if await ctx.place.manifest_head(dst) is not None:
                             return replace(base, change="skipped", reason="on the target already")
                 source = await self._platform_source(entry, src, ctx) if entry.platform else src
+                target = ctx.trusting if entry.fast_check else ctx.place
                 plan = await plan_copy(
                     ctx.place,
                     source,
-                    ctx.place,
+                    target,
                     dst,
                     entry.copy_options(self.transfers, self.requests),
                     referrers_source=_side(ctx.place, entry.referrer_source),
-                    referrers_target=_side(ctx.place, entry.referrer_target),
+                    referrers_target=_side(target, entry.referrer_target),
                     limits=ctx.limits,
                 )
         except Exception as exc:

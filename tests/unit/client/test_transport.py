@@ -376,6 +376,22 @@ async def test_concurrent_requests_are_capped(client_for: ClientFor) -> None:
     assert peak == 2
 
 
+async def test_every_request_gives_its_slot_back(client_for: ClientFor, fake_time: Any) -> None:
+    flaky = Flaky(
+        _error(404, "MANIFEST_UNKNOWN", "no such manifest"),  # an error answer
+        Response(b"boom", 500),  # retried: the failed attempt's slot is given back first
+    )
+    transport = client_for(flaky.app, req_concurrent=1).transport("registry.test")
+    with pytest.raises(ManifestUnknown):
+        async with transport.request("GET", PATH):
+            pass
+    with pytest.raises(RuntimeError, match="the caller's own"):
+        async with transport.request("GET", PATH):
+            raise RuntimeError("the caller's own failure")  # the block's, after a retry
+    async with asyncio.timeout(5), transport.request("GET", PATH) as response:
+        assert await response.read() == b"ok"  # one slot, still free
+
+
 async def test_requests_per_second_are_spaced(client_for: ClientFor, fake_time: Any) -> None:
     flaky = Flaky()
     transport = client_for(flaky.app, req_per_sec=4).transport("registry.test")

@@ -4,15 +4,21 @@ attestations in another) mirrored into an organization of a second Dockyard."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
+import aiohttp
 import pytest
 import pytest_asyncio
+from aiohttp_asgi_connector import ASGIApplicationConnector
 
 from dockyard.app import build_hub
 from dockyard.auth.policy import Role, Subject
+from dockyard.client.hosts import SessionFactory
+from dockyard.client.settings import RegistrySettings
 from dockyard.hub.catalog import variant_of
 from dockyard.hub.errors import Conflict, Invalid, NotFound
 from dockyard.hub.jobs import Job, JobContext
@@ -34,6 +40,7 @@ class Scene:
     admin: Subject
     owner: Subject
     member: Subject
+    upstream_requests: Counter[tuple[str, str]]
 
     async def sync(self, mirror: MirrorRow, trigger: str = "manual") -> None:
         """Run one sync job of `mirror` right here."""
@@ -72,7 +79,8 @@ async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
         await home.user("olivia")
         await home.user("mark")
         await home.org("acme", "olivia", {"mark": Role.MEMBER})
-        hub = build_hub(home.state.registry, home.settings, upstream.session_factory())
+        requests: Counter[tuple[str, str]] = Counter()
+        hub = build_hub(home.state.registry, home.settings, _counting(upstream, requests))
         yield Scene(
             upstream,
             home,
@@ -80,7 +88,33 @@ async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
             await _subject(home, "admin", ADMIN_PASSWORD),
             await _subject(home, "olivia", "olivia-password"),
             await _subject(home, "mark", "mark-password"),
+            requests,
         )
+
+
+def _counting(upstream: InProcess, requests: Counter[tuple[str, str]]) -> SessionFactory:
+    """Sessions to `upstream` in process that count the requests they send by (method,
+    path), but for those answered 401 (asking for a token)."""
+    trace = aiohttp.TraceConfig()
+
+    async def ended(
+        _session: aiohttp.ClientSession,
+        _context: SimpleNamespace,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        if params.response.status != 401:
+            requests[(params.method, params.url.path)] += 1
+
+    trace.on_request_end.append(ended)
+
+    def make(_settings: RegistrySettings) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=ASGIApplicationConnector(upstream.app),
+            auto_decompress=False,
+            trace_configs=[trace],
+        )
+
+    return make
 
 
 async def publish(scene: Scene, tag: str, attest: bool = True, build: int = 1) -> str:
@@ -185,6 +219,23 @@ async def test_mirror_copies_tags_with_attestations_and_skips_end_of_life(scene:
     assert (shown.tags_total, shown.tags_done) == (2, 2)
     tags = {t.tag: t for t in await scene.hub.catalog.tags(await scene.hub.catalog.get("python"))}
     assert (tags["3.13-dev"].variant, tags["3.9"].eol, tags["3.13"].eol) == ("dev", True, False)
+
+
+async def test_a_sync_lists_the_upstream_tags_once_for_all_tags(scene: Scene) -> None:
+    for tag in ("3.12", "3.13", "3.14"):
+        await publish(scene, tag)
+    await add_python(scene)
+    mirror = await scene.hub.mirrors.create(scene.owner, "python", "acme")
+    scene.upstream_requests.clear()
+    await scene.sync(mirror)
+    assert await scene.digest("acme/dhi-python", "3.14") is not None
+    listings = {
+        path: count
+        for (method, path), count in scene.upstream_requests.items()
+        if path.endswith("/tags/list")
+    }
+    # the catalog's refresh, then one listing for the digest tags of every tag copied
+    assert listings == {"/v2/dhi/python/tags/list": 2, "/v2/attest/python/tags/list": 1}
 
 
 async def test_next_sync_brings_new_and_moved_tags_and_late_attestations(scene: Scene) -> None:

@@ -16,6 +16,8 @@ from dockyard.client.hosts import Client
 from dockyard.client.registry import RegistryClient
 from dockyard.client.settings import ClientConfig, TLSMode
 from dockyard.copy.events import CopyFinished, CopyStarted, Event
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.digest import Digest
 from dockyard.oci.errors import ManifestUnknown
 from dockyard.oci.reference import Reference
@@ -25,6 +27,7 @@ from dockyard.sync.config import parse_sync_config
 from dockyard.sync.engine import Syncer
 from dockyard.sync.model import SyncConfig, SyncConfigError
 from dockyard.sync.report import SyncReport
+from dockyard.sync.run import KnownReferrers
 from dockyard.sync.server import serve
 from support.ocilayout import build_image, layer
 from unit.copy.fakes import MemoryTarget, store
@@ -134,8 +137,38 @@ async def test_a_second_run_is_unchanged_and_costs_a_head_on_each_side() -> None
     report = await Syncer(plain, place).run()
     assert by_tag(report) == {"24.1": "unchanged", "24.2": "unchanged"}
     ops = Counter(op for op, _ in place.calls)
-    assert ops == {"tag_list": 1, "manifest_head": 2 * len(SELECTED)}
+    # a one-shot run lists the tags on each side (the target's listing spares the HEADs of
+    # tags it lacks, and every HEAD in a new repository)
+    assert ops == {"tag_list": 2, "manifest_head": 2 * len(SELECTED)}
     assert all(t.result is None for t in report.repositories[0].tags)
+
+
+async def test_a_server_cycle_with_nothing_changed_lists_the_source_and_heads_each_tag() -> None:
+    place = MemoryTarget()
+    publish(place)
+    plain = config(
+        "\n".join(line for line in SEED_LIKE.splitlines() if "referrer" not in line.lower()) + "\n"
+    )
+    syncer = Syncer(plain, place)
+    await syncer.run()
+    place.calls.clear()
+    report = await syncer.run()
+    assert by_tag(report) == {"24.1": "unchanged", "24.2": "unchanged"}
+    ops = Counter(op for op, _ in place.calls)
+    assert ops == {"tag_list": 1, "manifest_head": 2 * len(SELECTED)}
+
+
+async def test_a_cold_run_asks_a_new_target_repository_nothing_before_writing() -> None:
+    place = MemoryTarget()
+    scenes = publish(place)
+    report = await Syncer(config(), place).run()
+    assert not report.failed, report.dumps()
+    # the HEADs left are the source's, resolving each tag; the target was listed once
+    assert sorted(place.ops("manifest_head")) == sorted(SELECTED)
+    assert place.ops("blob_head") == []
+    assert place.ops("tag_list").count(DST.name) == 1
+    for tag in SELECTED:
+        assert digest_at(place, DST.with_tag(tag)) == scenes[tag].digest
 
 
 async def test_unchanged_images_have_their_referrers_checked_again() -> None:
@@ -162,6 +195,64 @@ async def test_unchanged_images_have_their_referrers_checked_again() -> None:
     assert tag.result is not None
     assert tag.result.referrers_copied == 1
     assert late.digest in referrer_digests(place, DST, scenes["24.1"].index.digest)
+
+
+async def test_a_server_cycle_trusts_the_target_referrers_it_listed_and_asks_the_source() -> None:
+    place = MemoryTarget()
+    scenes = publish(place)
+    one_shot = Syncer(config(), place)
+    await one_shot.run()
+    place.calls.clear()
+    await Syncer(config(), place).run()
+    asked_one_shot = len(place.ops("referrers"))
+
+    server = Syncer(config(), place)
+    await server.run()  # lists the target's referrers once
+    place.calls.clear()
+    report = await server.run()
+    assert by_tag(report) == {"24.1": "unchanged", "24.2": "unchanged"}
+    # each index and amd64 image has a referrer: their target listing is not asked again
+    assert len(place.ops("referrers")) == asked_one_shot - 2 * len(SELECTED)
+
+    # the source is still asked: an attestation published now is copied by the next cycle
+    late = attach(place, SCOUT, scenes["24.1"].index, SIGNATURE, b"signed later")
+    report = await server.run()
+    assert report.repositories[0].tags[0].result is not None
+    assert report.repositories[0].tags[0].result.referrers_copied == 1
+    assert late.digest in referrer_digests(place, DST, scenes["24.1"].index.digest)
+    place.calls.clear()
+    report = await server.run()
+    assert report.totals()["referrers_copied"] == 0
+    assert not place.ops("manifest_put")
+
+
+async def test_a_run_lists_each_repository_once_for_all_its_tags_digest_tags() -> None:
+    place = MemoryTarget()
+    publish(place)
+    with_digest_tags = config(SEED_LIKE.replace("    fastCopy: true\n", "    digestTags: true\n"))
+    report = await Syncer(with_digest_tags, place).run()
+    assert not report.failed, report.dumps()
+    # the tags to sync and every tag's digest tags come from one listing; the target's once
+    assert sorted(place.ops("tag_list")) == sorted([SRC.name, SCOUT.name, DST.name])
+
+
+def test_known_referrers_expire_and_stay_bounded() -> None:
+    now = [0.0]
+    known = KnownReferrers(seconds=10, entries=2, clock=lambda: now[0])
+    subject, other, third = (Digest.of(f"s{i}".encode()) for i in range(3))
+    desc = Descriptor(mt.OCI_MANIFEST, Digest.of(b"r"), 1)
+    known.add(("dst/app", subject), desc)
+    assert known.get(("dst/app", subject)) is None  # unknown lists are not made up
+    known.put(("dst/app", subject), [])
+    known.add(("dst/app", subject), desc)
+    assert known.get(("dst/app", subject)) == [desc]
+    now[0] = 10.0
+    assert known.get(("dst/app", subject)) is None  # asked again after `seconds`
+    known.put(("dst/app", subject), [desc])
+    known.put(("dst/app", other), [])
+    known.put(("dst/app", third), [])
+    assert known.get(("dst/app", subject)) is None  # the oldest went first
+    assert known.get(("dst/app", third)) == []
 
 
 async def test_a_moved_tag_is_an_update() -> None:
