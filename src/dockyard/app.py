@@ -32,10 +32,11 @@ from dockyard.client.hosts import SessionFactory
 from dockyard.config import Settings
 from dockyard.hub.builds import CustomizationBuilds
 from dockyard.hub.catalog import Catalog
-from dockyard.hub.customizations import BUILD_JOB, CHECK_JOB, Customizations
+from dockyard.hub.customizations import BUILD_JOB, Customizations
 from dockyard.hub.jobs import JobQueue
 from dockyard.hub.mirror_sync import MirrorSync
 from dockyard.hub.mirrors import SYNC_JOB, Mirrors
+from dockyard.hub.rebuilds import CHECK_JOB, Rebuilds
 from dockyard.hub.service import Hub
 from dockyard.hub.webhook_urls import guarded_sessions
 from dockyard.hub.webhooks import Webhooks, WebhookSettings
@@ -190,12 +191,12 @@ def build_hub(
             queue,
             packages=lambda: package_layer(settings),
             workdir=settings.data / "build",
-            check_interval=settings.package_check_interval_seconds,
         ),
         ticks=[mirrors.schedule_due, webhooks.dispatch_events],
     )
-    hub.ticks += [hub.customizations.rebuild_on_pushes, hub.customizations.schedule_package_checks]
-    hub.handlers = {**hub.handlers, CHECK_JOB: hub.customizations.check_packages}
+    hub.rebuilds = rebuilds = Rebuilds(hub.customizations, settings.package_check_interval_seconds)
+    hub.ticks += [rebuilds.rebuild_on_pushes, rebuilds.schedule_package_checks]
+    hub.handlers = {**hub.handlers, CHECK_JOB: rebuilds.check_packages}
     mirrors.wake = hub.customizations.wake = hub.wake
     return hub
 

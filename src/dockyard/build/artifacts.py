@@ -23,6 +23,7 @@ from typing import IO
 
 from dockyard.build.entries import Entry, Kind, clean_path, file_range, is_within, parent_of
 from dockyard.build.errors import Invalid
+from dockyard.build.model import Artifact, split_reference
 from dockyard.build.rootfs import RootFS, image_for_platform
 from dockyard.build.tarstream import DataSink, read_layer
 from dockyard.build.tree import Tree
@@ -41,6 +42,19 @@ class ArtifactSource:
     includes: tuple[str, ...]
     excludes: tuple[str, ...] = ()
     field: str = "contents.artifacts[0]"
+
+
+def sources_of(artifacts: Sequence[Artifact], registry: str) -> list[ArtifactSource]:
+    """The `contents.artifacts` of a customization as sources in `registry`."""
+    sources = []
+    for i, artifact in enumerate(artifacts):
+        repository, tag, digest = split_reference(artifact.name)
+        ref = Reference(registry, repository, tag, Digest.parse(digest) if digest else None)
+        where = f"contents.artifacts[{i}]"
+        sources.append(
+            ArtifactSource(ref, tuple(artifact.includes), tuple(artifact.excludes), where)
+        )
+    return sources
 
 
 @dataclass(frozen=True)

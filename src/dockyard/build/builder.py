@@ -27,11 +27,11 @@ import orjson
 
 from dockyard.build import image
 from dockyard.build.accounts import Accounts, Group, User, account_files
-from dockyard.build.artifacts import ArtifactSource, Spool, artifact_files, merge
+from dockyard.build.artifacts import Spool, artifact_files, merge, sources_of
 from dockyard.build.entries import Entry, clean_path, parent_of
 from dockyard.build.errors import ContentInvalid, Invalid
 from dockyard.build.layers import Compression, LayerBuilder
-from dockyard.build.model import Customization, split_reference
+from dockyard.build.model import Customization
 from dockyard.build.model import Target as BuildTarget
 from dockyard.build.rootfs import MAX_CONFIG, RootFS, image_for_platform
 from dockyard.client.target import Target
@@ -254,16 +254,7 @@ class Builder:
         reusable: dict[str, AddedRecord],
         done: PlatformBuild,
     ) -> None:
-        sources = []
-        for i, artifact in enumerate(custom.contents.artifacts):
-            repository, tag, digest = split_reference(artifact.name)
-            ref = Reference(
-                base_ref.registry, repository, tag, Digest.parse(digest) if digest else None
-            )
-            field_name = f"contents.artifacts[{i}]"
-            sources.append(
-                ArtifactSource(ref, tuple(artifact.includes), tuple(artifact.excludes), field_name)
-            )
+        sources = sources_of(custom.contents.artifacts, base_ref.registry)
         with Spool(work) as spool:
             found = await artifact_files(self.target, sources, platform, rootfs, spool)
             spool.flush()

@@ -18,15 +18,14 @@ from typing import Any
 from dockyard.build.accounts import Accounts, Group, User, account_files
 from dockyard.build.apt.deb import Deb
 from dockyard.build.apt.install import AptPackages
-from dockyard.build.artifacts import ArtifactSource, Spool, artifact_files
+from dockyard.build.artifacts import Spool, artifact_files, sources_of
 from dockyard.build.builder import base_config
 from dockyard.build.entries import clean_path
 from dockyard.build.errors import Invalid
-from dockyard.build.model import Customization, Target, split_reference
+from dockyard.build.model import Customization, Target
 from dockyard.build.rootfs import RootFS, image_for_platform
 from dockyard.client.target import Target as Place
 from dockyard.oci.descriptor import Platform
-from dockyard.oci.digest import Digest
 from dockyard.oci.reference import Reference
 
 SCRIPTS_NOTE = (
@@ -145,17 +144,7 @@ async def _artifacts(
     workdir: Path | None,
     entry: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    sources = []
-    for i, artifact in enumerate(custom.contents.artifacts):
-        repository, tag, digest = split_reference(artifact.name)
-        ref = Reference(
-            base_ref.registry, repository, tag, Digest.parse(digest) if digest else None
-        )
-        sources.append(
-            ArtifactSource(
-                ref, tuple(artifact.includes), tuple(artifact.excludes), f"contents.artifacts[{i}]"
-            )
-        )
+    sources = sources_of(custom.contents.artifacts, base_ref.registry)
     if workdir is not None:
         await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     with Spool(workdir) as spool:

@@ -10,9 +10,10 @@ the rebuilds and keeps the built tags unless asked to delete them too.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,20 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.auth.policy import Action, Role, Subject, may_manage
 from dockyard.build.apt.install import AptPackages
-from dockyard.build.check import package_updates
 from dockyard.build.model import Customization, from_fields, split_reference, to_fields
 from dockyard.build.plan import plan
 from dockyard.build.rootfs import RootFS, image_for_platform
 from dockyard.hub.errors import Conflict, Invalid, NotFound
-from dockyard.hub.jobs import Job, JobContext, JobQueue
+from dockyard.hub.jobs import JobQueue
 from dockyard.metadata import accounts as account_rows
 from dockyard.metadata import customizations as rows
-from dockyard.metadata import events as event_rows
 from dockyard.metadata import mirrors as mirror_rows
 from dockyard.metadata import repositories as repository_rows
-from dockyard.metadata import settings as site_settings
 from dockyard.metadata.customizations import BuildRow, CustomizationRow
-from dockyard.metadata.events import EventRow
 from dockyard.oci.descriptor import Platform
 from dockyard.oci.errors import Denied, NameUnknown, Unauthorized
 from dockyard.oci.names import namespace_of
@@ -45,9 +42,6 @@ from dockyard.registry.target import StoreTarget
 
 BUILD_JOB = "customization.build"
 LOCAL_REGISTRY = "dockyard.local"  # a reference's registry part means nothing to the store
-CHECK_JOB = "customization.check"
-_CURSOR = "customizations.event_cursor"  # the last event rebuilds were queued for
-_CHECK_AT = "customizations.package_check_at"  # when the next package check is due
 _BUILD_ATTEMPTS = 3
 
 
@@ -69,7 +63,6 @@ class Customizations:
         wake: Callable[[], None] = lambda: None,
         packages: Callable[[], AptPackages | None] = lambda: None,
         workdir: Path | None = None,
-        check_interval: float = 0.0,
     ) -> None:
         self.registry = registry
         self.db = registry.store.db
@@ -77,7 +70,6 @@ class Customizations:
         self.wake = wake
         self.packages = packages
         self.workdir = workdir
-        self.check_interval = check_interval
 
     async def prepare(self, subject: Subject, custom: Customization) -> list[dict[str, Any]]:
         """What building `custom` would do (the review step), resolved to digests, after the
@@ -95,28 +87,19 @@ class Customizations:
         uid = secrets.token_hex(8)
         document = orjson.dumps(to_fields(custom.model_copy(update={"id": None}))).decode()
         now = time.time()
-        try:
-            async with self.db.write() as conn:
-                namespace_row = await account_rows.namespace_by_name(conn, namespace)
-                assert namespace_row is not None  # _check found the repositories in it
-                row_id = await rows.insert_customization(
-                    conn,
-                    uid=uid,
-                    namespace_id=namespace_row.id,
-                    name=custom.name,
-                    document=document,
-                    created_by=subject.name or subject.org or "",
-                    now=now,
-                )
-                targets = await self._targets(conn, custom)
-                await rows.set_targets(conn, row_id, targets)
-                for repository_id, base_tag, _ in targets:
-                    await self._queue(conn, row_id, repository_id, base_tag, "created", None)
-        except IntegrityError:
-            raise Conflict(
-                "another customization took one of these tags meanwhile: choose another tag_suffix",
-                {"field": "tag_suffix"},
-            ) from None
+        async with self._owning() as conn:
+            namespace_row = await account_rows.namespace_by_name(conn, namespace)
+            assert namespace_row is not None  # _check found the repositories in it
+            row_id = await rows.insert_customization(
+                conn,
+                uid=uid,
+                namespace_id=namespace_row.id,
+                name=custom.name,
+                document=document,
+                created_by=subject.name or subject.org or "",
+                now=now,
+            )
+            await self._set_targets(conn, row_id, custom, "created")
         self.wake()
         return await self.get(subject, uid)
 
@@ -125,22 +108,35 @@ class Customizations:
         current = await self._editable(subject, uid)
         await self._check(subject, custom, owned_by=current.id)
         document = orjson.dumps(to_fields(custom.model_copy(update={"id": None}))).decode()
+        async with self._owning() as conn:
+            await rows.update_customization(
+                conn, current.id, name=custom.name, document=document, now=time.time()
+            )
+            await self._set_targets(conn, current.id, custom, "edited")
+        self.wake()
+        return await self.get(subject, uid)
+
+    @contextlib.asynccontextmanager
+    async def _owning(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction that takes result tags: a tag another customization took
+        meanwhile (the unique key of its targets) is a `Conflict`."""
         try:
             async with self.db.write() as conn:
-                await rows.update_customization(
-                    conn, current.id, name=custom.name, document=document, now=time.time()
-                )
-                targets = await self._targets(conn, custom)
-                await rows.set_targets(conn, current.id, targets)
-                for repository_id, base_tag, _ in targets:
-                    await self._queue(conn, current.id, repository_id, base_tag, "edited", None)
+                yield conn
         except IntegrityError:
             raise Conflict(
                 "another customization took one of these tags meanwhile: choose another tag_suffix",
                 {"field": "tag_suffix"},
             ) from None
-        self.wake()
-        return await self.get(subject, uid)
+
+    async def _set_targets(
+        self, conn: AsyncConnection, customization_id: int, custom: Customization, trigger: str
+    ) -> None:
+        """Record `custom`'s targets (and the tags they own) and queue a build of each."""
+        targets = await self._targets(conn, custom)
+        await rows.set_targets(conn, customization_id, targets)
+        for repository_id, base_tag, _ in targets:
+            await self.queue_build(conn, customization_id, repository_id, base_tag, trigger, None)
 
     async def delete(self, subject: Subject, uid: str, *, delete_tags: bool = False) -> None:
         """Stop rebuilding; the built tags stay unless `delete_tags`."""
@@ -207,7 +203,9 @@ class Customizations:
         current = await self._editable(subject, uid)
         async with self.db.write() as conn:
             queued = [
-                await self._queue(conn, current.id, t.repository_id, t.base_tag, "manual", None)
+                await self.queue_build(
+                    conn, current.id, t.repository_id, t.base_tag, "manual", None
+                )
                 for t in current.targets
             ]
         self.wake()
@@ -237,129 +235,12 @@ class Customizations:
             return []
         return await packages.search(rootfs, wanted, query)
 
-    async def schedule_package_checks(self) -> int:
-        """Every `check_interval` seconds, queue a check of each built target with packages
-        (`customization.check`: is there a newer version of one it installed?); how many.
-        The next time is a site setting moved under one lock, so nodes check once."""
-        if self.check_interval <= 0:
-            return 0
-        now = time.time()
-        async with self.db.read() as conn:
-            due = float(await site_settings.get(conn, _CHECK_AT) or 0)
-        if now < due:
-            return 0
-        queued = 0
-        async with self.db.write() as conn:
-            await self.db.lock(conn, _CHECK_AT)
-            if now < float(await site_settings.get(conn, _CHECK_AT) or 0):
-                return 0
-            await site_settings.put(self.db, conn, _CHECK_AT, str(now + self.check_interval))
-            after = 0
-            while batch := await rows.find_customizations(conn, after_id=after, limit=100):
-                for row in batch:
-                    if not self.document(row).contents.packages:
-                        continue
-                    for t in row.targets:
-                        payload = {"customization_id": row.id, "repository_id": t.repository_id,
-                                   "base_tag": t.base_tag}  # fmt: skip
-                        key = f"check:{row.id}:{t.repository_id}:{t.base_tag}"
-                        await self.queue.enqueue(CHECK_JOB, payload, dedupe_key=key, conn=conn)
-                        queued += 1
-                after = batch[-1].id
-        if queued:
-            self.wake()
-        return queued
-
-    async def check_packages(self, job: Job, ctx: JobContext) -> None:
-        """The `customization.check` job: queue a rebuild when the archive has a newer version
-        of a package the target's last good build installed (the detail says which)."""
-        customization_id = int(job.payload["customization_id"])
-        repository_id = int(job.payload["repository_id"])
-        base_tag = str(job.payload["base_tag"])
-        packages = self.packages()
-        async with self.db.read() as conn:
-            row = await rows.get_customization_by_id(conn, customization_id)
-            last = await rows.last_good_build(conn, customization_id, repository_id, base_tag)
-        if row is None or last is None or not last.lock or packages is None:
-            return
-        custom = self.document(row)
-        which = next(
-            (t for t in custom.targets
-             if (t.destination, t.base_tag) == (last.repository, base_tag)), None
-        )  # fmt: skip
-        if which is None:
-            return
-        place = StoreTarget(self.registry, builder_subject(row.namespace))
-        changes = await package_updates(
-            place, packages, custom, which, LOCAL_REGISTRY, orjson.loads(last.lock)
-        )
-        if not changes:
-            return
-        async with self.db.write() as conn:
-            if await rows.has_queued_build(conn, row.id, repository_id, base_tag):
-                return
-            detail = "; ".join(changes)
-            await self._queue(conn, row.id, repository_id, base_tag, "packages", detail)
-        self.wake()
-
-    async def rebuild_on_pushes(self, limit: int = 200) -> int:
-        """Queue the builds that tags pushed or moved since the last call call for: a target's
-        base tag (a mirror sync moved it) or an artifact's tag; how many builds.
-
-        The place in the event outbox is a site setting, read and moved under one lock, so
-        several nodes ticking at once queue each build once.
-        """
-        async with self.db.read() as conn:
-            seen = int(await site_settings.get(conn, _CURSOR) or -1)
-            newest = await event_rows.last_id(conn)
-        if seen == newest:
-            return 0
-        queued = 0
-        async with self.db.write() as conn:
-            await self.db.lock(conn, _CURSOR)
-            seen = int(await site_settings.get(conn, _CURSOR) or -1)
-            if seen < 0:  # the first tick of a site: earlier pushes built nothing
-                await site_settings.put(self.db, conn, _CURSOR, str(newest))
-                return 0
-            pushed = await event_rows.after(conn, seen, limit)
-            for event in pushed:
-                queued += await self._rebuild_for(conn, event)
-            if pushed:
-                await site_settings.put(self.db, conn, _CURSOR, str(pushed[-1].id))
-        if queued:
-            self.wake()
-        return queued
-
-    async def _rebuild_for(self, conn: AsyncConnection, event: EventRow) -> int:
-        queued = 0
-        moved = f"{event.repository}:{event.tag} moved to {event.new_digest}"
-        for row in await rows.in_namespace_of(conn, event.repository_id):
-            if event.created_at <= row.updated_at:
-                continue  # the build its creation (or last edit) queued saw this already
-            custom = self.document(row)
-            artifact = any(
-                split_reference(a.name)[:2] == (event.repository, event.tag)
-                for a in custom.contents.artifacts
-            )
-            for target in row.targets:
-                base = (target.repository_id, target.base_tag) == (event.repository_id, event.tag)
-                if not (base or artifact):
-                    continue
-                if await rows.has_queued_build(conn, row.id, target.repository_id, target.base_tag):
-                    continue
-                trigger = "base" if base else "artifact"
-                await self._queue(
-                    conn, row.id, target.repository_id, target.base_tag, trigger, moved
-                )
-                queued += 1
-        return queued
-
     @staticmethod
     def document(row: CustomizationRow) -> Customization:
         """The row's customization, with its id."""
         return from_fields({**orjson.loads(row.document), "id": row.uid})
 
-    async def _queue(
+    async def queue_build(
         self,
         conn: AsyncConnection,
         customization_id: int,

@@ -12,6 +12,7 @@ from dockyard.hub.catalog import Catalog
 from dockyard.hub.customizations import Customizations
 from dockyard.hub.jobs import Handler, JobQueue, Worker
 from dockyard.hub.mirrors import Mirrors
+from dockyard.hub.rebuilds import Rebuilds
 from dockyard.hub.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class Hub:
     webhooks: Webhooks
     handlers: Mapping[str, Handler]
     customizations: Customizations
+    rebuilds: Rebuilds | None = None
     ticks: list[Tick] = field(default_factory=list)
     worker: Worker | None = None
 

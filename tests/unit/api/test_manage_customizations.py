@@ -17,8 +17,8 @@ from argon2 import PasswordHasher
 from dockyard.auth import secrets
 from dockyard.auth.policy import Role
 from dockyard.config import PackageSource
-from dockyard.hub.customizations import CHECK_JOB
 from dockyard.hub.jobs import Job
+from dockyard.hub.rebuilds import CHECK_JOB
 from dockyard.metadata import customizations as customization_rows
 from support.aptrepo import DebSpec, Served
 from support.inprocess import ADMIN_PASSWORD, Auth, InProcess, running_app
@@ -341,17 +341,18 @@ async def test_a_newer_package_version_in_the_archive_rebuilds(
         locked = first["lock"]["platforms"]["linux/amd64"]["packages"]["packages"]
         assert {p["name"]: p["version"] for p in locked} == {"hello-xz": "2.0-1", "hello-gz": "1.0"}
 
-        customizations = scene.home.state.hub.customizations
+        rebuilds = scene.home.state.hub.rebuilds
+        assert rebuilds is not None
         # nothing moved in the archive: a check queues nothing
         job = Job(1, CHECK_JOB, await _check_payload(scene, uid, first), 1, 1, None)
-        await customizations.check_packages(job, None)  # type: ignore[arg-type]
+        await rebuilds.check_packages(job, None)  # type: ignore[arg-type]
         _, builds = await scene.call("GET", f"/customizations/{uid}/builds", scene.owner)
         assert len(builds["items"]) == 1
 
         # a security update of a dependency: the check finds it and the rebuild takes it
         served.repo.add(DebSpec("hello-gz", version="1.1", files={"usr/bin/hello-gz": b"new\n"}))
         served.repo.publish()
-        await customizations.check_packages(job, None)  # type: ignore[arg-type]
+        await rebuilds.check_packages(job, None)  # type: ignore[arg-type]
         rebuilt = (await finished_builds(scene, uid, 2))[0]
         assert (rebuilt["trigger"], rebuilt["status"]) == ("packages", "succeeded"), rebuilt
         assert "hello-gz 1.0 → 1.1" in rebuilt["trigger_detail"]
@@ -360,9 +361,9 @@ async def test_a_newer_package_version_in_the_archive_rebuilds(
         }
 
         # the schedule queues a check of each built target with packages, once per interval
-        customizations.check_interval = 3600.0
-        assert await customizations.schedule_package_checks() == 1
-        assert await customizations.schedule_package_checks() == 0  # not due again yet
+        rebuilds.check_interval = 3600.0
+        assert await rebuilds.schedule_package_checks() == 1
+        assert await rebuilds.schedule_package_checks() == 0  # not due again yet
 
 
 async def _check_payload(scene: Scene, uid: str, build: dict[str, Any]) -> dict[str, Any]:

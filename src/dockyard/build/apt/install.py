@@ -13,8 +13,9 @@ is made again when certificates were added.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,12 +145,8 @@ class AptPackages:
                 f"{distribution.codename or '(no codename)'}: an admin adds them to the "
                 "package_sources setting",
             )
-        session = self._session or aiohttp.ClientSession()
-        try:
+        async with self._connected() as session:
             texts, by_origin, releases = await self._indexes(session, sources, architecture)
-        finally:
-            if self._session is None:
-                await session.close()
         index = PackageIndex.from_texts(texts, architecture)
         status, packages = _installed(base)
         resolution = resolve(list(requests), index, Installed(packages, architecture))
@@ -195,12 +192,8 @@ class AptPackages:
         sources = sources_for(self.sources, distribution.id, distribution.codename)
         if not sources:
             return []
-        session = self._session or aiohttp.ClientSession()
-        try:
+        async with self._connected() as session:
             texts, _, _ = await self._indexes(session, sources, architecture)
-        finally:
-            if self._session is None:
-                await session.close()
         return await asyncio.to_thread(_matching, texts, architecture, query.lower(), limit)
 
     async def releases_moved(self, lock: dict[str, Any]) -> bool:
@@ -208,8 +201,7 @@ class AptPackages:
         first look: a few small signed files, no index, no base read)."""
         distribution, _, codename = str(lock.get("distribution", "")).partition(" ")
         before = lock.get("releases") or {}
-        session = self._session or aiohttp.ClientSession()
-        try:
+        async with self._connected() as session:
             for source in sources_for(self.sources, distribution, codename):
                 try:
                     release = await fetch_release(session, source)
@@ -217,23 +209,24 @@ class AptPackages:
                     raise _refusal(exc) from exc
                 if before.get(source.name) != release.sha256:
                     return True
-        finally:
-            if self._session is None:
-                await session.close()
         return False
 
     async def fetch(self, plan: Plan) -> list[Path]:
         """Every `.deb` of the plan's closure, verified, in the cache; their paths in order."""
-        session = self._session or aiohttp.ClientSession()
-        try:
+        async with self._connected() as session:
+            choices = plan.resolution.choices
             return list(
-                await asyncio.gather(
-                    *(self._deb(session, plan, c.package) for c in plan.resolution.choices)
-                )
+                await asyncio.gather(*(self._deb(session, plan, c.package) for c in choices))
             )
-        finally:
-            if self._session is None:
-                await session.close()
+
+    @contextlib.asynccontextmanager
+    async def _connected(self) -> AsyncIterator[aiohttp.ClientSession]:
+        """The session given at construction, or one for this call (closed after it)."""
+        if self._session is not None:
+            yield self._session
+            return
+        async with aiohttp.ClientSession() as session:
+            yield session
 
     async def _indexes(
         self, session: aiohttp.ClientSession, sources: Sequence[AptSource], architecture: str
