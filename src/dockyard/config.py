@@ -174,7 +174,6 @@ class ApkSource(BaseModel):
         return value.rstrip("/")
 
 
-
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

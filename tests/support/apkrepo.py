@@ -52,12 +52,13 @@ def gz(data: bytes) -> bytes:
 def cut_tar(files: list[tuple[str, bytes]]) -> bytes:
     """A tar of `files` without the end-of-archive blocks (abuild-tar --cut)."""
     buffer = io.BytesIO()
-    tar = tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT)
-    for name, data in files:
-        info = tarfile.TarInfo(name)
-        info.size, info.mode = len(data), 0o644
-        tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()[: tar.offset]
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+        end = tar.offset  # before close() writes the end blocks
+    return buffer.getvalue()[:end]
 
 
 def q1(data: bytes) -> str:
@@ -172,7 +173,10 @@ class ApkRepo:
             text = "".join(_record(spec, apk, control) for spec, apk, control in packages)
             index = io.BytesIO()
             with tarfile.open(fileobj=index, mode="w", format=tarfile.GNU_FORMAT) as tar:
-                for name, data in (("DESCRIPTION", b"test repository"), ("APKINDEX", text.encode())):
+                for name, data in (
+                    ("DESCRIPTION", b"test repository"),
+                    ("APKINDEX", text.encode()),
+                ):
                     info = tarfile.TarInfo(name)
                     info.size = len(data)
                     tar.addfile(info, io.BytesIO(data))

@@ -83,7 +83,7 @@ class PackageCache:
             await asyncio.to_thread(os.replace, temp, target)
             return target, sha256, control
         finally:
-            temp.unlink(missing_ok=True)
+            await asyncio.to_thread(temp.unlink, missing_ok=True)
 
 
 async def _download(

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 from dockyard.build.apk import version as v
 
-_DEPENDENCY = re.compile(r"^(?P<conflict>!?)(?P<name>[^<>=~!\s]+)(?:(?P<op>[<>=~]+)(?P<version>\S+))?$")
+_DEPENDENCY = re.compile(
+    r"^(?P<conflict>!?)(?P<name>[^<>=~!\s]+)(?:(?P<op>[<>=~]+)(?P<version>\S+))?$"
+)
 
 
 class ApkFormatError(ValueError):
@@ -129,7 +131,9 @@ class ApkPackage:
     def control_sha1(self) -> bytes:
         """The SHA1 the `C:` field promises for the control segment."""
         if not self.checksum.startswith("Q1"):
-            raise ApkFormatError(f"{self.name} {self.version}: C:{self.checksum} is not a Q1 checksum")
+            raise ApkFormatError(
+                f"{self.name} {self.version}: C:{self.checksum} is not a Q1 checksum"
+            )
         raw = base64.b64decode(self.checksum[2:], validate=True)
         if len(raw) != 20:
             raise ApkFormatError(f"{self.name} {self.version}: C: is not a SHA1")

@@ -170,19 +170,26 @@ class ApkPackages:
                 await _put(layer, base, added, entry)
             await _whiteouts(choice, base_records, owned, base, layer)
             records.append(_record(choice, owned, control))
-            log(f"  {choice.action} {choice.package.name} {choice.package.version}: {choice.reason}")
+            log(
+                f"  {choice.action} {choice.package.name} {choice.package.version}: {choice.reason}"
+            )
         database = write_installed(base_records, records)
         await _put(layer, base, added, Entry.file(INSTALLED, database))
         world = write_world(plan.base_world, plan.resolution.requests)
         await _put(layer, base, added, Entry.file(WORLD, world))
-        sha256 = {c.package.name: sha for c, (_, sha, _) in zip(plan.resolution.choices, fetched, strict=True)}
+        sha256 = {
+            c.package.name: sha
+            for c, (_, sha, _) in zip(plan.resolution.choices, fetched, strict=True)
+        }
         return plan.key(), plan.lock(sha256)
 
     async def fetch(self, plan: Plan) -> list[tuple[Path, str, Control]]:
         """Every .apk of the plan's closure, verified, in the cache: path, SHA256, control."""
         async with self._client() as session:
             return list(
-                await asyncio.gather(*(self._one(session, plan, c) for c in plan.resolution.choices))
+                await asyncio.gather(
+                    *(self._one(session, plan, c) for c in plan.resolution.choices)
+                )
             )
 
     async def _one(
@@ -290,7 +297,9 @@ async def _unpack(
                 others.append(Entry(at, Kind.HARDLINK, acl[2], info.uid, info.gid, link=link))
             elif item.stream is not None:
                 reader = HashingReader(item.stream)
-                layer.add_file(at, cast(IO[bytes], reader), acl[2], info.uid, info.gid, int(info.mtime))
+                layer.add_file(
+                    at, cast(IO[bytes], reader), acl[2], info.uid, info.gid, int(info.mtime)
+                )
                 sums[name] = reader.sha1.digest()
                 owned.file(name, acl, sums[name])
             else:

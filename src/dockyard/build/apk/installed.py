@@ -90,9 +90,7 @@ def new_record(package: ApkPackage, identity: str, replaces: list[str], replaces
     values = dict(package.fields)
     values["C"] = identity
     lines = [
-        f"{key}:{values.get(key, '')}\n"
-        for key in _HEADER
-        if key in _ALWAYS or values.get(key)
+        f"{key}:{values.get(key, '')}\n" for key in _HEADER if key in _ALWAYS or values.get(key)
     ]
     for key in "Dpi":
         if values.get(key, "").strip():
@@ -125,12 +123,13 @@ def write_installed(base: list[Record], added: list[Record]) -> bytes:
     kept = [r for r in base if r.package.name not in names]
     everything = kept + added
     # a stable sort by version, then by name: apk's (name, version) order
-    by_version = functools.cmp_to_key(
-        lambda a, b: compare_versions(a.package.version, b.package.version)
-    )
-    everything.sort(key=by_version)
+    everything.sort(key=functools.cmp_to_key(_by_version))
     everything.sort(key=lambda r: r.sort_key)
     return "".join(r.text + "\n" for r in everything).encode()
+
+
+def _by_version(a: Record, b: Record) -> int:
+    return compare_versions(a.package.version, b.package.version)
 
 
 def write_world(base: bytes | None, requests: list[Dependency]) -> bytes:

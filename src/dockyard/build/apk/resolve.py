@@ -55,9 +55,12 @@ class Resolution:
     requests: list[Dependency]
 
 
+def _newer(a: ApkPackage, b: ApkPackage) -> int:
+    return compare_versions(b.version, a.version)
+
+
 def _newest_first(packages: Iterable[ApkPackage]) -> list[ApkPackage]:
-    key = cmp_to_key(lambda a, b: compare_versions(b.version, a.version))
-    return sorted(packages, key=key)
+    return sorted(packages, key=cmp_to_key(_newer))
 
 
 @dataclass
@@ -211,7 +214,9 @@ class Resolver:
                 where = FIELD
                 reason = f"i: {' '.join(str(d) for d in package.install_if)}"
                 self._choose(package, reason, where)
-                self._drain(deque((d, f"D: of {package.name}: {d}", where) for d in package.depends))
+                self._drain(
+                    deque((d, f"D: of {package.name}: {d}", where) for d in package.depends)
+                )
                 return True
         return False
 

@@ -155,7 +155,9 @@ def choose_signature(files: Sequence[tuple[str, bytes]], keys: Keys, where: str)
     )
 
 
-def digest_of(handle: IO[bytes], offset: int, length: int | None, algorithm: type[hashes.HashAlgorithm]) -> bytes:
+def digest_of(
+    handle: IO[bytes], offset: int, length: int | None, algorithm: type[hashes.HashAlgorithm]
+) -> bytes:
     """The digest of `length` bytes at `offset` (to the end when None). Blocking."""
     hasher = hashes.Hash(algorithm())
     handle.seek(offset)

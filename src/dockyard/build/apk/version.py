@@ -20,7 +20,17 @@ CHECKSUM = LESS | GREATER
 
 # token kinds, in the order the grammar allows them to follow each other
 _INITIAL, _DIGIT, _LETTER, _SUFFIX, _SUFFIX_NO, _HASH, _REVISION, _END, _INVALID = range(9)
-_SUFFIXES = {"alpha": 1, "beta": 2, "pre": 3, "rc": 4, "cvs": 6, "svn": 7, "git": 8, "hg": 9, "p": 10}
+_SUFFIXES = {
+    "alpha": 1,
+    "beta": 2,
+    "pre": 3,
+    "rc": 4,
+    "cvs": 6,
+    "svn": 7,
+    "git": 8,
+    "hg": 9,
+    "p": 10,
+}
 _NO_SUFFIX = 5
 _HEX = frozenset("0123456789abcdefABCDEF")
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")

@@ -4,6 +4,7 @@ data hash hold; anything else is refused with a message that names the archive."
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from dockyard.build.apk.signature import Keys, verify_index
 from dockyard.build.errors import InputRejected
 from support.apkrepo import ApkKey, ApkRepo, ApkSpec, build_apk
 
-SPEC = ApkSpec("tool", "1.0-r0", files={"usr/bin/tool": b"tool\n"}, depends=["so:libc.musl-x86_64.so.1"])
+SPEC = ApkSpec(
+    "tool", "1.0-r0", files={"usr/bin/tool": b"tool\n"}, depends=["so:libc.musl-x86_64.so.1"]
+)
 
 
 @pytest.fixture
@@ -42,14 +45,16 @@ def test_a_tampered_index_is_refused(repo: ApkRepo) -> None:
     repo.publish()
     data = bytearray(_index(repo))
     data[-30] ^= 0xFF
-    with pytest.raises(InputRejected, match="main: the signature by test@example.org"):
+    with pytest.raises(InputRejected, match=re.escape("main: the signature by test@example.org")):
         verify_index(bytes(data), Keys.load(repo.keys), "main")
 
 
 def test_an_index_signed_by_an_unknown_key_is_refused(repo: ApkRepo) -> None:
     stranger = ApkKey("stranger@example.org-1.rsa.pub")
     repo.publish(key=stranger)
-    with pytest.raises(InputRejected, match="signed by stranger@example.org-1.rsa.pub, not by a key"):
+    with pytest.raises(
+        InputRejected, match=re.escape("signed by stranger@example.org-1.rsa.pub, not by a key")
+    ):
         verify_index(_index(repo), Keys.load(repo.keys), "main")
 
 
@@ -68,7 +73,9 @@ def test_an_unsigned_index_is_refused(repo: ApkRepo) -> None:
         verify_index(unsigned, Keys.load(repo.keys), "main")
 
 
-def _package(tmp_path: Path, key: ApkKey, spec: ApkSpec = SPEC, kind: str = "RSA") -> tuple[Path, bytes]:
+def _package(
+    tmp_path: Path, key: ApkKey, spec: ApkSpec = SPEC, kind: str = "RSA"
+) -> tuple[Path, bytes]:
     apk, identity_of = build_apk(spec, key, kind)
     path = tmp_path / spec.filename
     path.write_bytes(apk)
@@ -76,7 +83,9 @@ def _package(tmp_path: Path, key: ApkKey, spec: ApkSpec = SPEC, kind: str = "RSA
 
 
 @pytest.mark.parametrize("kind", ["RSA", "RSA256"])
-def test_a_package_is_verified_and_its_files_read(tmp_path: Path, apk_key: ApkKey, kind: str) -> None:
+def test_a_package_is_verified_and_its_files_read(
+    tmp_path: Path, apk_key: ApkKey, kind: str
+) -> None:
     path, identity = _package(tmp_path, apk_key, kind=kind)
     control = verify(path, _keys(apk_key, tmp_path), identity, "tool")
     assert control.get("pkgname") == ["tool"]
@@ -93,7 +102,7 @@ def test_a_package_whose_data_was_changed_is_refused(tmp_path: Path, apk_key: Ap
     data = bytearray(path.read_bytes())
     data[-12] ^= 0xFF  # in the data stream's deflate body or trailer
     path.write_bytes(bytes(data))
-    with pytest.raises(InputRejected, match="tool: its data stream's SHA256 is"):
+    with pytest.raises(InputRejected, match=re.escape("tool: its data stream's SHA256 is")):
         verify(path, _keys(apk_key, tmp_path), identity, "tool")
 
 
@@ -101,13 +110,13 @@ def test_a_package_that_is_not_the_one_the_index_names_is_refused(
     tmp_path: Path, apk_key: ApkKey
 ) -> None:
     path, _ = _package(tmp_path, apk_key)
-    with pytest.raises(InputRejected, match="not the C: of the signed index"):
+    with pytest.raises(InputRejected, match=re.escape("not the C: of the signed index")):
         verify(path, _keys(apk_key, tmp_path), hashlib.sha1(b"another").digest(), "tool")
 
 
 def test_a_package_signed_by_an_unknown_key_is_refused(tmp_path: Path, apk_key: ApkKey) -> None:
     path, identity = _package(tmp_path, ApkKey("other@example.org-2.rsa.pub"))
-    with pytest.raises(InputRejected, match="signed by other@example.org-2.rsa.pub"):
+    with pytest.raises(InputRejected, match=re.escape("signed by other@example.org-2.rsa.pub")):
         verify(path, _keys(apk_key, tmp_path), identity, "tool")
 
 

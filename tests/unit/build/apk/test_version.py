@@ -3,6 +3,8 @@ apk-tools' own test/unit/version.data (compare, fuzzy `~` and validity), one of 
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from dockyard.build.apk.version import compare_versions, is_valid, matches, operator_mask
@@ -108,4 +110,4 @@ def test_suffixes_rank_pre_releases_below_the_release_and_patches_above() -> Non
     # a suffix below a letter, a letter below another number
     chain = ["1.0_alpha", "1.0_beta", "1.0_pre", "1.0_rc1", "1.0", "1.0-r1", "1.0_cvs",
              "1.0_svn", "1.0_git", "1.0_hg", "1.0_p1", "1.0a", "1.0.1"]  # fmt: skip
-    assert all(compare_versions(x, y) < 0 for x, y in zip(chain, chain[1:], strict=False))
+    assert all(compare_versions(x, y) < 0 for x, y in itertools.pairwise(chain))
