@@ -20,6 +20,7 @@ from dockyard.build.builder import Builder
 from dockyard.build.errors import InputRejected, Invalid
 from dockyard.build.model import Customization, parse_customization
 from dockyard.build.packages import PackageLayers
+from dockyard.build.plan import plan
 from dockyard.oci.descriptor import Descriptor
 from dockyard.oci.manifest import parse_manifest
 from dockyard.oci.reference import Reference
@@ -136,10 +137,17 @@ async def _rootfs(store: StoreTarget, out: Path) -> Path:
 
 
 def _extract(layers: list[bytes], out: Path) -> None:
+    """Layers applied as a runtime applies them: a `.wh.NAME` file removes NAME below it."""
     out.mkdir()
     for data in layers:
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            tar.extractall(out, filter="tar")
+            members = tar.getmembers()
+            for member in members:
+                folder, _, name = member.name.rpartition("/")
+                if name.startswith(".wh."):
+                    (out / folder / name.removeprefix(".wh.")).unlink(missing_ok=True)
+            kept = [m for m in members if not m.name.rpartition("/")[2].startswith(".wh.")]
+            tar.extractall(out, members=kept, filter="tar")
 
 
 def _records(text: str) -> dict[str, list[str]]:
@@ -295,3 +303,85 @@ platforms: [linux/amd64]
     builder = Builder(store, tmp_path / "work", packages=_layers(served, tmp_path))
     with pytest.raises(Invalid, match=r"no package sources for debian.*package_sources"):
         await builder.build(custom, custom.targets[0], "dockyard.test")
+
+
+GREET_09 = """C:Q1FFFFFFFFFFFFFFFFFFFFFFFFFFF=
+P:greet-data
+V:0.9-r0
+A:x86_64
+S:100
+I:4
+T:greet-data for the tests
+U:https://example.org
+L:MIT
+F:usr
+F:usr/share
+F:usr/share/greet
+R:0.9
+Z:Q1GGGGGGGGGGGGGGGGGGGGGGGGGGG=
+
+"""
+
+
+async def _push_base(store: StoreTarget, tag: str, installed: str) -> None:
+    image = build_image(
+        layers=[
+            tar_layer(
+                [
+                    ("etc/os-release", "ID=alpine\nVERSION_ID=3.20.3\n"),
+                    ("lib/apk/db/installed", installed),
+                    ("etc/apk/world", "greet-data\n"),
+                    ("usr/share/greet/0.9", b"old\n"),
+                ]
+            )
+        ],
+        platform="linux/amd64",
+    )
+    ref = Reference.parse(f"dockyard.test/acme/alpine:{tag}")
+    for blob in image.blobs():
+        await store.blob_put(ref, Descriptor.from_json(blob.descriptor()), blob.data)
+    await store.manifest_put(ref, parse_manifest(image.manifest.data))
+
+
+async def test_an_upgrade_replaces_the_record_and_hides_the_old_files(
+    store: StoreTarget, served: Served, tmp_path: Path
+) -> None:
+    await _push_base(store, "old", GREET_09)
+    custom = parse_customization(
+        """
+name: newer words
+targets: [{destination: acme/alpine, tag: old}]
+tag_suffix: custom
+contents: {packages: [greet-data=1.1-r0]}
+platforms: [linux/amd64]
+"""
+    )
+    builder = Builder(store, tmp_path / "work", packages=_layers(served, tmp_path))
+    result = await builder.build(custom, custom.targets[0], "dockyard.test")
+    ref = Reference.parse(f"dockyard.test/acme/alpine:{result.tag}")
+    index = await store.manifest_get(ref)
+    manifest = await store.manifest_get(ref.with_digest(index.children[0].digest))
+    layers = [b"".join([c async for c in store.blob_get(ref, d)]) for d in manifest.blobs[1:]]
+    _extract(layers, tmp_path / "rootfs")
+    root = tmp_path / "rootfs"
+    assert not (root / "usr/share/greet/0.9").exists(), "the old version's file is whited out"
+    assert (root / "usr/share/greet/words").read_bytes() == b"hi\n"
+    records = _records((root / "lib/apk/db/installed").read_text())
+    assert [line for line in records["greet-data"] if line.startswith("V:")] == ["V:1.1-r0"]
+    assert (root / "etc/apk/world").read_text() == "greet-data=1.1-r0\n"
+
+
+async def test_the_review_step_shows_the_alpine_closure(
+    store: StoreTarget, served: Served, tmp_path: Path
+) -> None:
+    planned = await plan(store, CUSTOM, "dockyard.test", _layers(served, tmp_path), tmp_path)
+    packages = planned[0]["platforms"][0]["packages"]
+    assert packages["distribution"] == "alpine 3.20.3"
+    assert packages["architecture"] == "x86_64"
+    assert [(p["name"], p["action"], p["why"]) for p in packages["install"]] == [
+        ("hello", "install", "requested"),
+        ("libgreet", "install", "D: of hello: so:libgreet.so.1"),
+        ("greet-data", "install", "D: of hello: greet-data>=1.0"),
+    ]
+    assert packages["base_has"] == []
+    assert await store.manifest_head(RESULT) is None, "a review writes nothing"
