@@ -174,9 +174,9 @@ class ApkPackages:
                 f"  {choice.action} {choice.package.name} {choice.package.version}: {choice.reason}"
             )
         database = write_installed(base_records, records)
-        await _put(layer, base, added, Entry.file(INSTALLED, database))
+        await _put(layer, base, added, Entry.file(_placed(INSTALLED, base), database))
         world = write_world(plan.base_world, plan.resolution.requests)
-        await _put(layer, base, added, Entry.file(WORLD, world))
+        await _put(layer, base, added, Entry.file(_placed(WORLD, base), world))
         sha256 = {
             c.package.name: sha
             for c, (_, sha, _) in zip(plan.resolution.choices, fetched, strict=True)
@@ -292,7 +292,7 @@ async def _unpack(
                 others.append(Entry.symlink(at, info.linkname, info.uid, info.gid))
             elif info.islnk():
                 target = clean_path(info.linkname)
-                owned.file(name, acl, sums.get(target, b""))
+                owned.file(name, acl, sums.get(target))
                 link = _placed(target, base)
                 others.append(Entry(at, Kind.HARDLINK, acl[2], info.uid, info.gid, link=link))
             elif item.stream is not None:

@@ -75,10 +75,11 @@ class Owned:
             self.folders[path] = acl or self.folders.get(path, _DEFAULT_DIR)
         self.files.setdefault(path, [])
 
-    def file(self, path: str, acl: tuple[int, int, int], sha1: bytes) -> None:
+    def file(self, path: str, acl: tuple[int, int, int], sha1: bytes | None) -> None:
+        """A file or link the package owns; `sha1` None when there is no checksum to record."""
         folder, _, name = path.rpartition("/")
         self.folder(folder)
-        self.files[folder].append((name, acl, q1(sha1)))
+        self.files[folder].append((name, acl, q1(sha1) if sha1 is not None else ""))
 
     def paths(self) -> list[str]:
         return [f"{d}/{n}" if d else n for d, names in self.files.items() for n, _, _ in names]
@@ -107,7 +108,8 @@ def new_record(package: ApkPackage, identity: str, replaces: list[str], replaces
             lines.append(f"R:{name}\n")
             if file_acl != _DEFAULT_FILE:
                 lines.append(_acl("a", file_acl))
-            lines.append(f"Z:{checksum}\n")
+            if checksum:
+                lines.append(f"Z:{checksum}\n")
     return Record(package, "".join(lines), owned.paths())
 
 
