@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from dockyard.build.apk import version as v
 
+_BLANK = re.compile(r"\n[ \t]*\n")
 _DEPENDENCY = re.compile(
     r"^(?P<conflict>!?)(?P<name>[^<>=~!\s]+)(?:(?P<op>[<>=~]+)(?P<version>\S+))?$"
 )
@@ -163,19 +164,16 @@ class ApkPackage:
 
 def records(text: str) -> Iterator[list[tuple[str, str]]]:
     """The blocks of an APKINDEX or installed database, each as its `(key, value)` lines."""
-    block: list[tuple[str, str]] = []
-    for line in text.splitlines():
-        if not line.strip():
-            if block:
-                yield block
-            block = []
-            continue
-        key, sep, value = line.partition(":")
-        if not sep or len(key) != 1:
-            raise ApkFormatError(f"{line[:80]!r} is not an X:value line")
-        block.append((key, value))
-    if block:
-        yield block
+    for chunk in _BLANK.split(text):
+        block = []
+        for line in chunk.splitlines():
+            if line[1:2] != ":":
+                if not line.strip():
+                    continue
+                raise ApkFormatError(f"{line[:80]!r} is not an X:value line")
+            block.append((line[0], line[2:]))
+        if block:
+            yield block
 
 
 def read_index(text: str, repository: str = "") -> list[ApkPackage]:
