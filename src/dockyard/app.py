@@ -26,8 +26,10 @@ from dockyard.auth.accounts import Accounts
 from dockyard.auth.limits import buckets_for
 from dockyard.auth.throttle import LoginThrottle, ThrottleLimits
 from dockyard.auth.tokens import TokenIssuer, new_signing_key
+from dockyard.build.apk.install import ApkPackages
 from dockyard.build.apt.install import AptPackages
 from dockyard.build.apt.sources import machine_package_sources
+from dockyard.build.packages import PackageLayers
 from dockyard.client.hosts import SessionFactory
 from dockyard.config import Settings
 from dockyard.hub.builds import CustomizationBuilds
@@ -150,12 +152,17 @@ async def build_state(
     )
 
 
-def package_layer(settings: Settings) -> AptPackages | None:
-    """The package layer of builds: the configured sources, else this machine's own."""
+def package_layer(settings: Settings) -> PackageLayers | None:
+    """The package layer of builds: apt for Debian and Ubuntu bases (the configured sources,
+    else this machine's own), apk for Alpine bases (the configured apk sources); picked per
+    base by its distribution."""
     sources = settings.package_sources
     if sources is None:
         sources = machine_package_sources()
-    return AptPackages(sources, settings.data / "cache" / "packages") if sources else None
+    cache = settings.data / "cache" / "packages"
+    apt = AptPackages(sources, cache) if sources else None
+    apk = ApkPackages(settings.apk_sources, cache) if settings.apk_sources else None
+    return PackageLayers(apt, apk) if apt or apk else None
 
 
 def build_hub(

@@ -142,6 +142,38 @@ def default_workers() -> int:
     return max(1, min(cores, 4))
 
 
+class ApkSource(BaseModel):
+    """Where the packages of an apk-based distribution (Alpine) come from: a mirror's release
+    folder, its repositories and the folder of RSA keys its indexes and packages must be
+    signed by (build/apk/sources.py reads it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    distribution: str = Field(
+        "alpine", description="the `ID` of the base's /etc/os-release this source serves"
+    )
+    url: str = Field(
+        description="the release folder, `{version}` filled in from the base's VERSION_ID "
+        "(major.minor), e.g. https://dl-cdn.alpinelinux.org/alpine/v{version}"
+    )
+    repositories: list[str] = Field(
+        default_factory=lambda: ["main", "community"],
+        min_length=1,
+        description="repository folders under `url`, in apk's order of preference",
+    )
+    keys: Path = Field(
+        description="a folder of trusted RSA public keys (PEM), named as the `.SIGN.RSA.<name>` "
+        "files of signed indexes name them (/etc/apk/keys style)"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value.rstrip("/")
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -207,6 +239,12 @@ class Settings(BaseModel):
         ge=0,
         description="how often built customizations are checked for newer package versions "
         "(security updates), which rebuild them; 0 turns the check off",
+    )
+    apk_sources: list[ApkSource] = Field(
+        default_factory=list,
+        description="where the Alpine (apk) packages of customizations come from (YAML list; "
+        "JSON in DOCKYARD_APK_SOURCES): release URL with `{version}`, repositories, keys folder; "
+        "empty: customizations of Alpine bases cannot add packages",
     )
     # --- the hub -------------------------------------------------------------------------------
     sync_interval_seconds: float = Field(
@@ -291,10 +329,10 @@ class Settings(BaseModel):
             )
         return self
 
-    @field_validator("proxies", "package_sources", mode="before")
+    @field_validator("proxies", "package_sources", "apk_sources", mode="before")
     @classmethod
     def _proxies_text(cls, value: Any) -> Any:
-        # DOCKYARD_PROXIES and DOCKYARD_PACKAGE_SOURCES hold lists as JSON (or YAML flow) text
+        # DOCKYARD_PROXIES, _PACKAGE_SOURCES and _APK_SOURCES hold lists as JSON (or YAML flow) text
         return (yaml.safe_load(value) or []) if isinstance(value, str) else value
 
     @field_validator("proxies")

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.build.accounts import Accounts, Group, User, account_files
+from dockyard.build.apk.install import ApkPackages
 from dockyard.build.apt.deb import Deb
-from dockyard.build.apt.install import AptPackages
 from dockyard.build.artifacts import Spool, artifact_files, sources_of
 from dockyard.build.builder import base_config
 from dockyard.build.entries import clean_path
 from dockyard.build.errors import Invalid
 from dockyard.build.model import Customization, Target
+from dockyard.build.packages import PackageLayers
 from dockyard.build.rootfs import RootFS, image_for_platform
 from dockyard.client.target import Target as Place
 from dockyard.oci.descriptor import Platform
@@ -39,7 +40,7 @@ async def plan(
     place: Place,
     custom: Customization,
     registry: str,
-    packages: AptPackages | None,
+    packages: PackageLayers | None,
     workdir: Path | None,
 ) -> list[dict[str, Any]]:
     """The plan of every target of `custom` (read through `place`, nothing written)."""
@@ -53,7 +54,7 @@ async def _target(
     custom: Customization,
     which: Target,
     registry: str,
-    packages: AptPackages | None,
+    packages: PackageLayers | None,
     workdir: Path | None,
 ) -> dict[str, Any]:
     base_ref = Reference(registry, which.destination, which.base_tag)
@@ -95,13 +96,16 @@ async def _packages(
     custom: Customization,
     rootfs: RootFS,
     platform: Platform,
-    packages: AptPackages | None,
+    packages: PackageLayers | None,
     entry: dict[str, Any],
 ) -> dict[str, Any]:
     if packages is None:
         raise Invalid("contents.packages", "this site has no package sources configured")
-    planned = await packages.plan(rootfs, platform, custom.contents.packages)
-    paths = await packages.fetch(planned)
+    layer = packages.for_base(rootfs)
+    if isinstance(layer, ApkPackages):
+        return await _apk_packages(custom, rootfs, platform, layer, entry)
+    planned = await layer.plan(rootfs, platform, custom.contents.packages)
+    paths = await layer.fetch(planned)
     chosen = []
     scripted = []
     for choice, path in zip(planned.resolution.choices, paths, strict=True):
@@ -124,6 +128,42 @@ async def _packages(
         entry["warnings"].append(f"{', '.join(scripted)}: {SCRIPTS_NOTE}")
     return {
         "distribution": f"{planned.distribution.id} {planned.distribution.codename}",
+        "architecture": planned.architecture,
+        "install": chosen,
+        "base_has": [f"{p.name} {p.version}" for p in planned.resolution.satisfied_by_base],
+    }
+
+
+async def _apk_packages(
+    custom: Customization,
+    rootfs: RootFS,
+    platform: Platform,
+    packages: ApkPackages,
+    entry: dict[str, Any],
+) -> dict[str, Any]:
+    planned = await packages.plan(rootfs, platform, custom.contents.packages)
+    fetched = await packages.fetch(planned)
+    chosen = []
+    scripted = []
+    for choice, (_, _, control) in zip(planned.resolution.choices, fetched, strict=True):
+        if control.scripts:
+            scripted.append(choice.package.name)
+        chosen.append(
+            {
+                "name": choice.package.name,
+                "version": choice.package.version,
+                "action": choice.action,
+                "replaces": choice.installed.version if choice.installed else None,
+                "download_bytes": choice.package.size,
+                "installed_kib": (choice.package.installed_size + 1023) // 1024,
+                "why": choice.reason,
+                "scripts_not_run": [name.lstrip(".") for name in control.scripts],
+            }
+        )
+    if scripted:
+        entry["warnings"].append(f"{', '.join(scripted)}: {SCRIPTS_NOTE}")
+    return {
+        "distribution": f"{planned.release.id} {planned.release.version_id}",
         "architecture": planned.architecture,
         "install": chosen,
         "base_has": [f"{p.name} {p.version}" for p in planned.resolution.satisfied_by_base],

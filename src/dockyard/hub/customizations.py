@@ -22,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.auth.policy import Action, Role, Subject, may_manage
-from dockyard.build.apt.install import AptPackages
 from dockyard.build.model import Customization, from_fields, split_reference, to_fields
+from dockyard.build.packages import PackageLayers
 from dockyard.build.plan import plan
 from dockyard.build.rootfs import RootFS, image_for_platform
 from dockyard.hub.errors import Conflict, Invalid, NotFound
@@ -61,7 +61,7 @@ class Customizations:
         queue: JobQueue,
         *,
         wake: Callable[[], None] = lambda: None,
-        packages: Callable[[], AptPackages | None] = lambda: None,
+        packages: Callable[[], PackageLayers | None] = lambda: None,
         workdir: Path | None = None,
     ) -> None:
         self.registry = registry

@@ -77,7 +77,8 @@ class Rebuilds:
         customization_id = int(job.payload["customization_id"])
         repository_id = int(job.payload["repository_id"])
         base_tag = str(job.payload["base_tag"])
-        packages = self.customizations.packages()
+        layers = self.customizations.packages()
+        packages = layers.apt if layers is not None else None  # Debian-family bases, for now
         async with self.db.read() as conn:
             row = await rows.get_customization_by_id(conn, customization_id)
             last = await rows.last_good_build(conn, customization_id, repository_id, base_tag)

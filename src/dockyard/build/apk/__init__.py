@@ -1,0 +1,1 @@
+"""Alpine packages for customizations, without apk: signed indexes, resolution, .apk files."""
