@@ -171,21 +171,29 @@ class Bench:
         return result
 
 
+STEPS = (
+    (": base image ", "manifests"),
+    ("read the base's", "base scan"),
+    (" packages to add for ", "package plan"),
+    (" as the last build had them", "InRelease check"),
+    (": pushed sha256:", "unpack, layers, push"),
+    ("pushed ", "index"),
+)
+
+
 def _phases(log: list[tuple[float, str]]) -> str:
-    """Where a build's time went, from its log's times: the base scan, the package plan
-    (InRelease, Packages, resolution), the packages' fetch and unpack, the rest."""
-    marks = {"scan": 0.0, "plan": 0.0}
+    """Where a build's time went, from its log's times: each step (the base scan, the package
+    plan: InRelease, Packages and resolution, or only the InRelease check when the previous
+    plan holds; the packages' fetch and unpack with the layers' writing) is the time up to
+    the line that ends it."""
+    steps, last = [], 0.0
     for seconds, line in log:
-        if ": base image " in line:
-            marks["scan"] = seconds
-        elif " packages to add for " in line:
-            marks["plan"] = seconds
-    end = log[-1][0] if log else 0.0
-    plan_end = marks["plan"] or marks["scan"]
-    return (
-        f"base scan {marks['scan']:.2f}, package plan {plan_end - marks['scan']:.2f}, "
-        f"unpack and write {end - plan_end:.2f}"
-    )
+        if line.startswith(" "):
+            continue
+        name = next((name for mark, name in STEPS if mark in line), line[:20])
+        steps.append(f"{name} {seconds - last:.2f}")
+        last = seconds
+    return ", ".join(steps)
 
 
 # --- the run -------------------------------------------------------------------------------------
