@@ -172,6 +172,7 @@ class Bench:
 
 
 STEPS = (
+    (" is sha256:", "base tag"),
     (": base image ", "manifests"),
     ("read the base's", "base scan"),
     (" packages to add for ", "package plan"),
@@ -236,6 +237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="dockyard-customize-", dir=args.tmpdir))
     results: dict[str, Figures] = {}
     try:
+        # hard links: the cache is the day's, and a test run the next day removes it
+        base_layout = fresh_layout(base_layout, work / "base")
         for packages in args.sets:
             bench = Bench(work, base_layout, f"linux/{base.architecture}", packages.split())
             for number in range(args.rounds):
