@@ -66,6 +66,7 @@ unit: install-test
 bench: install-test test-deps
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/mirror.py
+	$(BIN)/python bench/customize.py
 
 # Regenerate requirements/*.txt after a change to pyproject.toml's dependencies or groups:
 # pins that still fit are kept, so only what changed moves. `make lock-upgrade` moves all.

@@ -1,7 +1,8 @@
 """A customization's build of one target: read the base, add a layer per kind of input, push.
 
-For each platform: the base image is read once (`RootFS.scan`), then up to three layers are
-added on top of its own, each only when there is something to add — packages, artifacts, and
+For each platform: the base image is read at most once (`RootFS.scan`, when a layer needs its
+files: a rebuild that reuses every layer may not), then up to three layers are added on top of
+its own, each only when there is something to add — packages, artifacts, and
 files with accounts — and the config and manifest are made from the base's. An index of the
 platforms is pushed under the result tag. Layers are reproducible (`layers.py`), so the same
 inputs give the same digests; a layer whose inputs (its `key`) match the previous build's is
@@ -17,7 +18,7 @@ import asyncio
 import hashlib
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Container, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -105,6 +106,19 @@ class BuildResult:
 class PackageLayer(Protocol):
     """Adds a customization's OS packages to a layer (the package sources' part)."""
 
+    async def reuse(
+        self,
+        base: Digest,
+        platform: Platform,
+        requests: Sequence[str],
+        reusable: Container[str],
+        log: Log,
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The key and lock of a layer in `reusable` that these requests on the base image
+        `base` would make again, known without reading the base (the package indexes checked
+        unchanged); None when that is not known."""
+        ...
+
     async def add(
         self,
         base: RootFS,
@@ -112,10 +126,25 @@ class PackageLayer(Protocol):
         requests: Sequence[str],
         layer: LayerBuilder,
         log: Log,
+        reusable: Container[str] = (),
     ) -> tuple[str, dict[str, Any]]:
-        """Fill `layer`; the layer's key and its part of the lock (each package with its
-        version, SHA256 and source)."""
+        """Fill `layer`, unless its key is in `reusable`; the layer's key and its part of the
+        lock (each package with its version, SHA256 and source)."""
         ...
+
+
+class _Base:
+    """The base image's files, scanned the first time a layer needs them."""
+
+    def __init__(self, target: Target, ref: Reference, manifest: Manifest, log: Log) -> None:
+        self.target, self.ref, self.manifest, self.log = target, ref, manifest, log
+        self._rootfs: RootFS | None = None
+
+    async def __call__(self) -> RootFS:
+        if self._rootfs is None:
+            self._rootfs = await RootFS.scan(self.target, self.ref, self.manifest)
+            self.log(f"read the base's {len(self._rootfs.layers)} layers")
+        return self._rootfs
 
 
 class Builder:
@@ -192,8 +221,8 @@ class Builder:
         base_ref = base_ref.with_digest(base.digest)
         config = await base_config(self.target, base_ref, base)
         epoch = _epoch(config)
-        rootfs = await RootFS.scan(self.target, base_ref, base)
-        log(f"{platform}: base image {base.digest}, {len(rootfs.layers)} layers")
+        rootfs = _Base(self.target, base_ref, base, lambda line: log(f"{platform}: {line}"))
+        log(f"{platform}: base image {base.digest}, {len(base.blobs) - 1} layers")
         done = PlatformBuild(platform, base.digest)
         done.lock["base"] = str(base.digest)
         reusable = {
@@ -224,7 +253,7 @@ class Builder:
     async def _packages(
         self,
         custom: Customization,
-        rootfs: RootFS,
+        rootfs: _Base,
         platform: Platform,
         work: Path,
         epoch: int,
@@ -238,7 +267,13 @@ class Builder:
                 "this site has no package sources configured for the base's distribution",
             )
         layer = LayerBuilder(work / "packages", epoch)
-        key, lock = await self.packages.add(rootfs, platform, custom.contents.packages, layer, log)
+        requests = custom.contents.packages
+        known = await self.packages.reuse(done.base, platform, requests, reusable, log)
+        if known is None:
+            known = await self.packages.add(
+                await rootfs(), platform, requests, layer, log, reusable=reusable
+            )
+        key, lock = known
         done.lock["packages"] = lock
         names = ", ".join(custom.contents.packages)
         await self._finish(layer, "packages", key, f"packages: {names}", custom, reusable, done)
@@ -247,7 +282,7 @@ class Builder:
         self,
         custom: Customization,
         base_ref: Reference,
-        rootfs: RootFS,
+        rootfs: _Base,
         platform: Platform,
         work: Path,
         epoch: int,
@@ -256,7 +291,7 @@ class Builder:
     ) -> None:
         sources = sources_of(custom.contents.artifacts, base_ref.registry)
         with Spool(work) as spool:
-            found = await artifact_files(self.target, sources, platform, rootfs, spool)
+            found = await artifact_files(self.target, sources, platform, await rootfs(), spool)
             spool.flush()
             done.lock["artifacts"] = [
                 {
@@ -285,13 +320,27 @@ class Builder:
     async def _files(
         self,
         custom: Customization,
-        rootfs: RootFS,
+        rootfs: _Base,
         work: Path,
         epoch: int,
         reusable: dict[str, AddedRecord],
         done: PlatformBuild,
     ) -> str | None:
         """The layer of `paths` and `accounts` (if any); the config's `User` for runs-as."""
+        if not custom.paths and custom.accounts is None:
+            return None
+        key = _key(
+            {
+                "base": str(done.base),
+                "paths": [p.model_dump() for p in custom.paths],
+                "accounts": custom.accounts.model_dump() if custom.accounts else None,
+            }
+        )
+        what = "files and accounts" if custom.accounts else "files"
+        layer = LayerBuilder(work / "files", epoch)
+        if key in reusable and custom.accounts is None:  # accounts need the base for `User`
+            await self._finish(layer, "files", key, what, custom, reusable, done)
+            return None
         entries: list[Entry] = []
         user = None
         if custom.accounts is not None:
@@ -301,29 +350,20 @@ class Builder:
                 custom.accounts.runs_as,
                 custom.accounts.root,
             )
-            found = await account_files(accounts, rootfs, epoch=epoch)
+            found = await account_files(accounts, await rootfs(), epoch=epoch)
             entries += found.entries
             user = found.user
         for item in custom.paths:
             path = clean_path(item.path)
-            entries += _parents(path, rootfs, {e.path for e in entries})
+            entries += _parents(path, await rootfs(), {e.path for e in entries})
             entries.append(
                 Entry.file(path, item.contents.encode(), item.permissions, item.uid, item.gid)
             )
         if not entries:
             return user
-        key = _key(
-            {
-                "base": str(done.base),
-                "paths": [p.model_dump() for p in custom.paths],
-                "accounts": custom.accounts.model_dump() if custom.accounts else None,
-            }
-        )
-        layer = LayerBuilder(work / "files", epoch)
         if key not in reusable:
             for entry in entries:
                 await layer.add(entry)
-        what = "files and accounts" if custom.accounts else "files"
         await self._finish(layer, "files", key, what, custom, reusable, done)
         return user
 

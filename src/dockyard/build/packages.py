@@ -4,7 +4,7 @@ package database it carries)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 from dockyard.build.apk.install import ApkPackages, os_release
@@ -14,6 +14,7 @@ from dockyard.build.errors import Invalid
 from dockyard.build.layers import LayerBuilder
 from dockyard.build.rootfs import RootFS
 from dockyard.oci.descriptor import Platform
+from dockyard.oci.digest import Digest
 
 FIELD = "contents.packages"
 
@@ -50,6 +51,20 @@ class PackageLayers:
             )
         return self.apt
 
+    async def reuse(
+        self,
+        base: Digest,
+        platform: Platform,
+        requests: Sequence[str],
+        reusable: Container[str],
+        log: Any,
+    ) -> tuple[str, dict[str, Any]] | None:
+        """A reusable layer's key and lock known without reading the base: only the apt layer
+        remembers its plans (an Alpine base is always read)."""
+        if self.apt is None:
+            return None
+        return await self.apt.reuse(base, platform, requests, reusable, log)
+
     async def add(
         self,
         base: RootFS,
@@ -57,8 +72,12 @@ class PackageLayers:
         requests: Sequence[str],
         layer: LayerBuilder,
         log: Any,
+        reusable: Container[str] = (),
     ) -> tuple[str, dict[str, Any]]:
-        return await self.for_base(base).add(base, platform, requests, layer, log)
+        chosen = self.for_base(base)
+        if isinstance(chosen, AptPackages):
+            return await chosen.add(base, platform, requests, layer, log, reusable)
+        return await chosen.add(base, platform, requests, layer, log)
 
     async def search(self, base: RootFS, platform: Platform, query: str) -> list[dict[str, str]]:
         """The packages drop-down: Debian-family bases only, for now (empty for Alpine)."""

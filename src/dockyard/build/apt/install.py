@@ -8,6 +8,12 @@ the base's own dpkg database, every `.deb` fetched by its SHA256, unpacked into 
 dpkg database extended in the base's form, so `dpkg -l` and scanners see every package. What
 the skipped scripts would have done that matters in practice is done natively: the CA bundle
 is made again when certificates were added.
+
+A rebuild is cheap when nothing moved: the layer's key and lock are remembered (under the
+cache's `plans/`) by the base image's digest, the requests and the sources; when every suite's
+verified `InRelease` is still the one they were resolved from, the same packages would be
+chosen again, and a layer the previous build made from them is reused without reading the
+base, the `Packages` indexes or a `.deb`.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+import json
+import os
+from collections.abc import AsyncIterator, Callable, Container, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +60,7 @@ from dockyard.build.layers import LayerBuilder
 from dockyard.build.rootfs import RootFS
 from dockyard.config import PackageSource
 from dockyard.oci.descriptor import Platform
+from dockyard.oci.digest import Digest
 
 FIELD = "contents.packages"
 # OCI platform → Debian architecture
@@ -70,6 +79,7 @@ ARCHITECTURES = {
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
 CERTIFICATES = "usr/share/ca-certificates/"
 LOCAL_CERTIFICATES = "usr/local/share/ca-certificates"
+PLANS_VERSION = 1  # bumped when the resolver may choose differently from the same inputs
 
 
 @dataclass(frozen=True)
@@ -131,6 +141,7 @@ class AptPackages:
     ) -> None:
         self.sources = list(sources)
         self.cache = VerifiedCache(cache)
+        self.plans = cache / "plans"
         self._session = session
 
     async def plan(self, base: RootFS, platform: Platform, requests: Sequence[str]) -> Plan:
@@ -152,6 +163,38 @@ class AptPackages:
         resolution = resolve(list(requests), index, Installed(packages, architecture))
         return Plan(distribution, architecture, resolution, by_origin, releases, status)
 
+    async def reuse(
+        self,
+        base: Digest,
+        platform: Platform,
+        requests: Sequence[str],
+        reusable: Container[str],
+        log: Callable[[str], None],
+    ) -> tuple[str, dict[str, Any]] | None:
+        """The remembered key and lock of these requests on the base image `base`, when that
+        key is `reusable` and every suite's `InRelease` is the one they were resolved from."""
+        memo = await asyncio.to_thread(self._recalled, self._plan_name(base, platform, requests))
+        if memo is None or memo["key"] not in reusable:
+            return None
+        distribution = memo["distribution"]
+        sources = sources_for(self.sources, distribution["id"], distribution["codename"])
+        session = self._session or aiohttp.ClientSession()
+        try:
+            releases = {}
+            for source in sources:
+                try:
+                    releases[source.name] = (await fetch_release(session, source)).sha256
+                except SourceError as exc:
+                    raise _refusal(exc) from exc
+        finally:
+            if self._session is None:
+                await session.close()
+        if releases != memo["lock"]["releases"]:
+            return None
+        count = len(memo["lock"]["packages"])
+        log(f"{platform}: {count} packages as the last build had them (no index moved)")
+        return str(memo["key"]), dict(memo["lock"])
+
     async def add(
         self,
         base: RootFS,
@@ -159,9 +202,17 @@ class AptPackages:
         requests: Sequence[str],
         layer: LayerBuilder,
         log: Any,
+        reusable: Container[str] = (),
     ) -> tuple[str, dict[str, Any]]:
         plan = await self.plan(base, platform, requests)
         log(f"{platform}: {len(plan.resolution.choices)} packages to add for {', '.join(requests)}")
+        key, lock = plan.key(), plan.lock()
+        if base.ref.digest is not None:
+            memo = {"key": key, "lock": lock, "distribution": vars(plan.distribution)}
+            name = self._plan_name(base.ref.digest, platform, requests)
+            await asyncio.to_thread(self._remember, name, memo)
+        if key in reusable:
+            return key, lock  # the previous build's layer: nothing to fetch or unpack
         paths = await self.fetch(plan)
         installed: list[InstalledPackage] = []
         certificates: dict[str, bytes] = {}
@@ -180,7 +231,30 @@ class AptPackages:
         for name, data in database_files(form, status, installed).items():
             await _put(layer, base, added, Entry.file(name, data))
         await _ca_bundle(base, certificates, layer)
-        return plan.key(), plan.lock()
+        return key, lock
+
+    def _plan_name(self, base: Digest, platform: Platform, requests: Sequence[str]) -> str:
+        inputs = {
+            "version": PLANS_VERSION,
+            "base": str(base),
+            "platform": str(platform),
+            "requests": list(requests),
+            "sources": [source.model_dump(mode="json") for source in self.sources],
+        }
+        return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+    def _recalled(self, name: str) -> dict[str, Any] | None:
+        try:
+            memo = json.loads((self.plans / name).read_text())
+        except (OSError, ValueError):
+            return None  # none yet, or cut short: resolved again
+        return memo if isinstance(memo, dict) else None
+
+    def _remember(self, name: str, memo: dict[str, Any]) -> None:
+        self.plans.mkdir(parents=True, exist_ok=True)
+        temporary = self.plans / f".{name}.{os.getpid()}"
+        temporary.write_text(json.dumps(memo, sort_keys=True))
+        temporary.replace(self.plans / name)
 
     async def search(
         self, base: RootFS, platform: Platform, query: str, limit: int = 50

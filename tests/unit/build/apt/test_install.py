@@ -4,6 +4,7 @@ through the base's symlinks, recorded so dpkg itself lists them, from a signed a
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
 import tarfile
 from collections.abc import AsyncIterator
@@ -172,3 +173,45 @@ async def test_an_unknown_package_is_named_with_the_closest_names(
         await builder.build(custom, custom.targets[0], "dockyard.test")
     assert refused.value.field == "contents.packages[0]"
     assert "hello-gz" in refused.value.message
+
+
+async def test_a_rebuild_with_nothing_moved_reads_no_base_index_or_package(
+    store: StoreTarget, served: Served, tmp_path: Path
+) -> None:
+    served.repo.add(DebSpec("merged", files={"bin/merged-tool": b"tool\n"}))
+    served.repo.publish()
+    first = await Builder(store, tmp_path / "work", packages=_packages(served, tmp_path)).build(
+        CUSTOM, CUSTOM.targets[0], "dockyard.test"
+    )
+    # what a full rebuild would need again: the archive's .deb files, the verified cache
+    for deb in served.repo.pool.glob("*.deb"):
+        deb.unlink()
+    shutil.rmtree(tmp_path / "cache" / "sha256")
+    logged: list[str] = []
+    again = await Builder(store, tmp_path / "work", packages=_packages(served, tmp_path)).build(
+        CUSTOM, CUSTOM.targets[0], "dockyard.test", previous=first.outputs(), log=logged.append
+    )
+    assert again.index.digest == first.index.digest
+    assert again.lock == first.lock
+    assert not any("read the base" in line for line in logged), logged
+    assert any("3 packages as the last build had them" in line for line in logged), logged
+
+
+async def test_a_moved_index_resolves_again_despite_the_remembered_plan(
+    store: StoreTarget, served: Served, tmp_path: Path
+) -> None:
+    served.repo.add(DebSpec("merged", files={"bin/merged-tool": b"tool\n"}))
+    served.repo.publish()
+    first = await Builder(store, tmp_path / "work", packages=_packages(served, tmp_path)).build(
+        CUSTOM, CUSTOM.targets[0], "dockyard.test"
+    )
+    served.repo.add(DebSpec("merged", version="1.1", files={"bin/merged-tool": b"tool 1.1\n"}))
+    served.repo.publish()  # a security update: a new InRelease
+    again = await Builder(store, tmp_path / "work", packages=_packages(served, tmp_path)).build(
+        CUSTOM, CUSTOM.targets[0], "dockyard.test", previous=first.outputs()
+    )
+    lock = again.lock["platforms"]["linux/amd64"]["packages"]["packages"]
+    assert ("merged", "1.1") in [(p["name"], p["version"]) for p in lock]
+    assert again.index.digest != first.index.digest
+    root = await _rootfs(store, "1_custom", tmp_path / "rootfs")
+    assert (root / "usr/bin/merged-tool").read_bytes() == b"tool 1.1\n"
