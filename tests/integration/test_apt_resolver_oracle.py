@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.build.apt.packages import Installed, PackageIndex
+from dockyard.build.apt.candidates import PackageIndex
+from dockyard.build.apt.packages import Installed
 from dockyard.build.apt.resolution import Unresolvable
 from dockyard.build.apt.resolve import resolve
 from support.debian import DebianBase

@@ -29,7 +29,8 @@ from pathlib import Path
 import pytest
 from debian.deb822 import Deb822
 
-from dockyard.build.apt.packages import Installed, PackageIndex, read_packages
+from dockyard.build.apt.candidates import PackageIndex
+from dockyard.build.apt.packages import Installed, read_packages
 
 APT_ETC = Path("/etc/apt")
 BUILD_TIMEOUT = 900.0
@@ -152,8 +153,7 @@ class DebianBase:
 
     def index(self) -> PackageIndex:
         """The candidate index over every source's `Packages`."""
-        texts = ((path.name, path.read_text(encoding="utf-8")) for path in self.packages)
-        return PackageIndex.from_texts(texts, self.architecture)
+        return PackageIndex.from_files(((p.name, p) for p in self.packages), self.architecture)
 
     def installed(self) -> Installed:
         """The system's installed packages."""

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.build.apt.candidates import PackageIndex
 from dockyard.build.apt.packages import (
     Installed,
     Package,
-    PackageIndex,
     Relation,
     compare_versions,
     parse_relations,

@@ -7,7 +7,8 @@ import textwrap
 
 import pytest
 
-from dockyard.build.apt.packages import Installed, PackageIndex, read_packages
+from dockyard.build.apt.candidates import PackageIndex
+from dockyard.build.apt.packages import Installed, read_packages
 from dockyard.build.apt.resolution import (
     Request,
     Resolution,
@@ -36,8 +37,8 @@ def stanzas(text: str, **common: str) -> str:
 
 
 def index(text: str) -> PackageIndex:
-    return PackageIndex(
-        read_packages(stanzas(text, Architecture="amd64", Priority="optional")), "amd64"
+    return PackageIndex.from_texts(
+        [("", stanzas(text, Architecture="amd64", Priority="optional"))], "amd64"
     )
 
 

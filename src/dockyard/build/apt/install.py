@@ -31,6 +31,7 @@ from typing import Any
 import aiohttp
 
 from dockyard.build.apt.cache import FetchFailed, VerifiedCache, fetch_deb
+from dockyard.build.apt.candidates import PackageIndex
 from dockyard.build.apt.deb import Deb
 from dockyard.build.apt.dpkgdb import (
     STATUS,
@@ -45,8 +46,6 @@ from dockyard.build.apt.index import fetch_packages
 from dockyard.build.apt.packages import (
     Installed,
     Package,
-    PackageIndex,
-    compare_versions,
     read_packages,
     stanzas,
 )
@@ -157,8 +156,8 @@ class AptPackages:
                 "package_sources setting",
             )
         async with self._connected() as session:
-            texts, by_origin, releases = await self._indexes(session, sources, architecture)
-        index = PackageIndex.from_texts(texts, architecture)
+            files, by_origin, releases = await self._indexes(session, sources, architecture)
+        index = await asyncio.to_thread(PackageIndex.from_files, files, architecture)
         status, packages = _installed(base)
         resolution = resolve(list(requests), index, Installed(packages, architecture))
         return Plan(distribution, architecture, resolution, by_origin, releases, status)
@@ -267,8 +266,8 @@ class AptPackages:
         if not sources:
             return []
         async with self._connected() as session:
-            texts, _, _ = await self._indexes(session, sources, architecture)
-        return await asyncio.to_thread(_matching, texts, architecture, query.lower(), limit)
+            files, _, _ = await self._indexes(session, sources, architecture)
+        return await asyncio.to_thread(_matching, files, architecture, query.lower(), limit)
 
     async def releases_moved(self, lock: dict[str, Any]) -> bool:
         """Whether any suite a build's package lock came from has a new `InRelease` (a cheap
@@ -304,8 +303,9 @@ class AptPackages:
 
     async def _indexes(
         self, session: aiohttp.ClientSession, sources: Sequence[AptSource], architecture: str
-    ) -> tuple[list[tuple[str, str]], dict[str, AptSource], dict[str, str]]:
-        texts: list[tuple[str, str]] = []
+    ) -> tuple[list[tuple[str, Path]], dict[str, AptSource], dict[str, str]]:
+        """Every suite's verified `Packages` files as `(origin, path)`, in the sources' order."""
+        files: list[tuple[str, Path]] = []
         by_origin: dict[str, AptSource] = {}
         releases: dict[str, str] = {}
         for source in sources:
@@ -316,12 +316,11 @@ class AptPackages:
                     index = await fetch_packages(
                         session, release, component, architecture, self.cache
                     )
-                    text = await asyncio.to_thread(index.path.read_text, "utf-8")
-                    texts.append((index.source, text))
+                    files.append((index.source, index.path))
                     by_origin[index.source] = source
             except SourceError as exc:
                 raise _refusal(exc) from exc
-        return texts, by_origin, releases
+        return files, by_origin, releases
 
     async def _deb(self, session: aiohttp.ClientSession, plan: Plan, package: Package) -> Path:
         source = plan.sources[package.origin]
@@ -334,23 +333,16 @@ class AptPackages:
 
 
 def _matching(
-    texts: Sequence[tuple[str, str]], architecture: str, query: str, limit: int
+    files: Sequence[tuple[str, Path]], architecture: str, query: str, limit: int
 ) -> list[dict[str, str]]:
     """Names containing `query`, each with its highest version, prefix matches first."""
-    found: dict[str, Package] = {}
-    for origin, text in texts:
-        # only stanzas whose first line (`Package: NAME`) matches are parsed
-        wanted = "\n\n".join(
-            stanza for stanza in text.split("\n\n") if query in stanza.split("\n", 1)[0]
-        )
-        for package in read_packages(wanted, origin):
-            if query not in package.name or package.architecture not in (architecture, "all"):
-                continue
-            known = found.get(package.name)
-            if known is None or compare_versions(package.version, known.version) > 0:
-                found[package.name] = package
-    ranked = sorted(found.values(), key=lambda p: (not p.name.startswith(query), p.name))
-    return [{"name": p.name, "version": p.version, "section": p.section} for p in ranked[:limit]]
+    index = PackageIndex.from_files(files, architecture)
+    names = sorted(
+        (name for name in index.names() if query in name),
+        key=lambda name: (not name.startswith(query), name),
+    )
+    found = [index.candidate(name) for name in names[:limit]]
+    return [{"name": p.name, "version": p.version, "section": p.section} for p in found if p]
 
 
 def _refusal(exc: SourceError) -> InputUnavailable | InputRejected:

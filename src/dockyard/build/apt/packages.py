@@ -1,5 +1,5 @@
-"""Binary packages as Debian's indexes and dpkg's database describe them: `Package` records, the
-candidate `PackageIndex` (apt's default pin: the highest version wins) and the `Installed` set.
+"""Binary packages as Debian's indexes and dpkg's database describe them: `Package` records and
+the `Installed` set (the candidate `PackageIndex` is in candidates.py).
 
 Speed is the point of the shapes here: a full `Packages` index (bookworm main: 63k stanzas,
 50 MB) is read with one split per stanza and per line (python-debian's `Deb822` takes about 7x
@@ -9,7 +9,6 @@ a resolver asks for them (python-debian's `PkgRelation`, parsed once per distinc
 
 from __future__ import annotations
 
-import difflib
 import functools
 import os
 import re
@@ -294,111 +293,8 @@ def read_packages(text: str, origin: str = "") -> list[Package]:
     return [Package.from_fields(fields, origin) for fields in stanzas(text)]
 
 
-class PackageIndex:
-    """The packages that can be installed on one architecture, from one or several indexes (a
-    suite and its -updates and -security): every version by name, the candidate (the highest
-    version, apt's default pin), and who provides a virtual name."""
-
-    def __init__(self, packages: Iterable[Package], architecture: str) -> None:
-        self.architecture = architecture
-        self._order: list[Package] = []
-        versions: dict[str, dict[str, Package]] = {}
-        for package in packages:
-            if package.architecture not in (architecture, "all"):
-                continue
-            self._order.append(package)
-            # The same version in two indexes is one version; the first index named wins.
-            versions.setdefault(package.name, {}).setdefault(package.version, package)
-        # Most names have one version: sort (and parse versions) only where there are several.
-        self._versions = {
-            name: list(found.values())
-            if len(found) == 1
-            else sorted(found.values(), key=_version_key, reverse=True)
-            for name, found in versions.items()
-        }
-        self._provides: dict[str, list[Package]] | None = None
-        self._ranks: dict[str, int] | None = None
-
-    @classmethod
-    def from_texts(cls, texts: Iterable[tuple[str, str]], architecture: str) -> PackageIndex:
-        """An index from `(origin, Packages text)` pairs, in order of precedence."""
-        return cls((p for origin, text in texts for p in read_packages(text, origin)), architecture)
-
-    def __len__(self) -> int:
-        return len(self._versions)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._versions
-
-    def names(self) -> Iterable[str]:
-        """Every real package name in the index."""
-        return self._versions.keys()
-
-    def candidate(self, name: str) -> Package | None:
-        """The version apt would install for `name`: the highest one in any index."""
-        found = self._versions.get(name)
-        return found[0] if found else None
-
-    def versions(self, name: str) -> list[Package]:
-        """Every version of `name` in the indexes, highest first."""
-        return list(self._versions.get(name, ()))
-
-    def version(self, name: str, version: str) -> Package | None:
-        """The package `name` at exactly `version`, if an index has it."""
-        return next((p for p in self._versions.get(name, ()) if p.version == version), None)
-
-    def providers(self, name: str) -> list[tuple[Package, Relation]]:
-        """The candidates whose `Provides` names `name`, with the provide (its version, if any)."""
-        found: list[tuple[Package, Relation]] = []
-        for package in self._provided().get(name, ()):
-            found.extend(
-                (package, relation) for relation in package.provides if relation.name == name
-            )
-        return found
-
-    def _provided(self) -> dict[str, list[Package]]:
-        # Names only (a regex, not a parse): 10k `Provides` fields would cost a third of a
-        # second to parse; `providers` parses the few a resolver asks about.
-        if self._provides is None:
-            self._provides = {}
-            for versions in self._versions.values():
-                package = versions[0]
-                for provided in (
-                    _NAMES.findall(package.provides_text) if package.provides_text else ()
-                ):
-                    self._provides.setdefault(provided, []).append(package)
-        return self._provides
-
-    def close_matches(self, name: str, count: int = 5) -> list[str]:
-        """The names (real or provided) closest to `name`, for an error message."""
-        pool = list(self._versions) + [n for n in self._provided() if n not in self._versions]
-        return difflib.get_close_matches(name, pool, n=count, cutoff=0.6)
-
-    def rank(self, name: str) -> int:
-        """apt's package number for `name`: the order in which the indexes first name it (as a
-        package or in a relation). apt prefers the higher number when nothing else decides
-        between providers."""
-        if self._ranks is None:
-            self._ranks = self._number_names()
-        return self._ranks.get(name, len(self._ranks))
-
-    def _number_names(self) -> dict[str, int]:
-        ranks: dict[str, int] = {}
-        for package in self._order:
-            ranks.setdefault(package.name, len(ranks))
-            for field in RELATION_FIELDS:
-                text = getattr(package, field.replace("-", "_") + "_text")
-                for name in _NAMES.findall(text) if text else ():
-                    ranks.setdefault(name, len(ranks))
-        return ranks
-
-
 _NAMES = re.compile(r"(?:^|[,|])\s*([a-z0-9][a-z0-9+.-]*)")
 """The package names of a relation field, in order (qualifiers and versions left out)."""
-
-
-def _version_key(package: Package) -> Version:
-    return debian_version(package.version)
 
 
 class Installed:

@@ -33,11 +33,11 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 
+from dockyard.build.apt.candidates import PackageIndex
 from dockyard.build.apt.packages import (
     Alternatives,
     Installed,
     Package,
-    PackageIndex,
     Relation,
     compare_versions,
     format_alternatives,
