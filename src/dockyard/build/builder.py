@@ -29,6 +29,7 @@ import orjson
 from dockyard.build import image
 from dockyard.build.accounts import Accounts, Group, User, account_files
 from dockyard.build.artifacts import Spool, artifact_files, merge, sources_of
+from dockyard.build.basecache import scanned
 from dockyard.build.entries import Entry, clean_path, parent_of
 from dockyard.build.errors import ContentInvalid, Invalid
 from dockyard.build.layers import Compression, LayerBuilder
@@ -134,15 +135,19 @@ class PackageLayer(Protocol):
 
 
 class _Base:
-    """The base image's files, scanned the first time a layer needs them."""
+    """The base image's files, read the first time a layer needs them (from the scans kept in
+    `cache` when an earlier build read this base)."""
 
-    def __init__(self, target: Target, ref: Reference, manifest: Manifest, log: Log) -> None:
+    def __init__(
+        self, target: Target, ref: Reference, manifest: Manifest, cache: Path, log: Log
+    ) -> None:
         self.target, self.ref, self.manifest, self.log = target, ref, manifest, log
+        self.cache = cache
         self._rootfs: RootFS | None = None
 
     async def __call__(self) -> RootFS:
         if self._rootfs is None:
-            self._rootfs = await RootFS.scan(self.target, self.ref, self.manifest)
+            self._rootfs = await scanned(self.cache, self.target, self.ref, self.manifest)
             self.log(f"read the base's {len(self._rootfs.layers)} layers")
         return self._rootfs
 
@@ -221,7 +226,13 @@ class Builder:
         base_ref = base_ref.with_digest(base.digest)
         config = await base_config(self.target, base_ref, base)
         epoch = _epoch(config)
-        rootfs = _Base(self.target, base_ref, base, lambda line: log(f"{platform}: {line}"))
+        rootfs = _Base(
+            self.target,
+            base_ref,
+            base,
+            self.workdir / "bases",
+            lambda line: log(f"{platform}: {line}"),
+        )
         log(f"{platform}: base image {base.digest}, {len(base.blobs) - 1} layers")
         done = PlatformBuild(platform, base.digest)
         done.lock["base"] = str(base.digest)
