@@ -35,9 +35,10 @@ from dockyard.build.apk.installed import (
 from dockyard.build.apk.resolve import FIELD, Choice, Resolution, resolve
 from dockyard.build.apk.signature import Keys, verify_index
 from dockyard.build.apk.sources import ARCHITECTURES, ApkRepository, repositories_for
-from dockyard.build.entries import Entry, Kind, clean_path, parent_of
+from dockyard.build.entries import Entry, Kind, clean_path
 from dockyard.build.errors import InputRejected, Invalid
 from dockyard.build.layers import LayerBuilder
+from dockyard.build.placing import placed, put
 from dockyard.build.rootfs import RootFS
 from dockyard.config import ApkSource
 from dockyard.oci.descriptor import Platform
@@ -167,16 +168,16 @@ class ApkPackages:
         for choice, (path, _, control) in zip(plan.resolution.choices, fetched, strict=True):
             owned, others = await _unpack(path, control, base, layer)
             for entry in others:
-                await _put(layer, base, added, entry)
+                await put(layer, base, added, entry)
             await _whiteouts(choice, base_records, owned, base, layer)
             records.append(_record(choice, owned, control))
             log(
                 f"  {choice.action} {choice.package.name} {choice.package.version}: {choice.reason}"
             )
         database = write_installed(base_records, records)
-        await _put(layer, base, added, Entry.file(_placed(INSTALLED, base), database))
+        await put(layer, base, added, Entry.file(placed(INSTALLED, base), database))
         world = write_world(plan.base_world, plan.resolution.requests)
-        await _put(layer, base, added, Entry.file(_placed(WORLD, base), world))
+        await put(layer, base, added, Entry.file(placed(WORLD, base), world))
         sha256 = {
             c.package.name: sha
             for c, (_, sha, _) in zip(plan.resolution.choices, fetched, strict=True)
@@ -282,7 +283,7 @@ async def _unpack(
                 raise InputRejected(f"{where}: {exc}") from None
             if not name:
                 continue
-            at, acl = _placed(name, base), (info.uid, info.gid, info.mode & 0o7777)
+            at, acl = placed(name, base), (info.uid, info.gid, info.mode & 0o7777)
             if info.isdir():
                 owned.folder(name, acl)
                 others.append(Entry.directory(at, acl[2], info.uid, info.gid))
@@ -293,7 +294,7 @@ async def _unpack(
             elif info.islnk():
                 target = clean_path(info.linkname)
                 owned.file(name, acl, sums.get(target))
-                link = _placed(target, base)
+                link = placed(target, base)
                 others.append(Entry(at, Kind.HARDLINK, acl[2], info.uid, info.gid, link=link))
             elif item.stream is not None:
                 reader = HashingReader(item.stream)
@@ -321,25 +322,5 @@ async def _whiteouts(
             continue
         for path in record.files:
             if path not in keep and base.entry(path, follow=False) is not None:
-                folder, _, name = _placed(path, base).rpartition("/")
+                folder, _, name = placed(path, base).rpartition("/")
                 layer.add_file(f"{folder}/.wh.{name}" if folder else f".wh.{name}", b"", 0o644)
-
-
-def _placed(path: str, base: RootFS) -> str:
-    """Where `path` lands in the base: its folder's symlinks followed, as apk writing through
-    the filesystem follows them."""
-    parent = parent_of(path)
-    if not parent:
-        return path
-    resolved = base.resolve(parent)
-    name = path.rsplit("/", 1)[-1]
-    return f"{resolved}/{name}" if resolved else name
-
-
-async def _put(layer: LayerBuilder, base: RootFS, added: set[str], entry: Entry) -> None:
-    """Add `entry`, leaving alone a folder the base (or this layer) already has."""
-    if entry.kind == Kind.DIR:
-        if entry.path in added or base.entry(entry.path) is not None:
-            return
-        added.add(entry.path)
-    await layer.add(entry)

@@ -53,9 +53,10 @@ from dockyard.build.apt.release import fetch_release
 from dockyard.build.apt.resolution import Resolution
 from dockyard.build.apt.resolve import resolve
 from dockyard.build.apt.sources import AptSource, SourceError, sources_for
-from dockyard.build.entries import Entry, Kind, clean_path, parent_of
+from dockyard.build.entries import Entry, Kind, clean_path
 from dockyard.build.errors import InputRejected, InputUnavailable, Invalid
 from dockyard.build.layers import LayerBuilder
+from dockyard.build.placing import placed, put
 from dockyard.build.rootfs import RootFS
 from dockyard.config import PackageSource
 from dockyard.oci.descriptor import Platform
@@ -219,7 +220,7 @@ class AptPackages:
         for choice, path in zip(plan.resolution.choices, paths, strict=True):
             unpacked = await _unpack(path, base, layer)
             for entry in unpacked.others:
-                await _put(layer, base, added, entry)
+                await put(layer, base, added, entry)
             installed.append(unpacked.package)
             certificates.update(unpacked.certificates)
             log(
@@ -228,7 +229,7 @@ class AptPackages:
         form = detect_form(base.paths("var/lib/dpkg"))
         status = plan.base_status if form is DatabaseForm.STATUS else None
         for name, data in database_files(form, status, installed).items():
-            await _put(layer, base, added, Entry.file(name, data))
+            await put(layer, base, added, Entry.file(name, data))
         await _ca_bundle(base, certificates, layer)
         return key, lock
 
@@ -411,14 +412,14 @@ async def _unpack(path: Path, base: RootFS, layer: LayerBuilder) -> _Unpacked:
             recorder = Recorder(deb.control)
             for entry in deb.entries():
                 tracked = recorder.track(entry)
-                info, where = tracked.info, _placed(tracked.path, base)
+                info, where = tracked.info, placed(tracked.path, base)
                 mode = info.mode & 0o7777
                 if info.isdir():
                     others.append(Entry.directory(where, mode, info.uid, info.gid))
                 elif info.issym():
                     others.append(Entry.symlink(where, info.linkname, info.uid, info.gid))
                 elif info.islnk():
-                    target = _placed(clean_path(info.linkname), base)
+                    target = placed(clean_path(info.linkname), base)
                     others.append(
                         Entry(where, Kind.HARDLINK, mode, info.uid, info.gid, link=target)
                     )
@@ -437,26 +438,6 @@ async def _unpack(path: Path, base: RootFS, layer: LayerBuilder) -> _Unpacked:
             return _Unpacked(recorder.finish(), others, certificates)
 
     return await asyncio.to_thread(read)
-
-
-def _placed(path: str, base: RootFS) -> str:
-    """Where `path` lands in the base: its folder's symlinks followed, as dpkg writing through
-    the filesystem follows them (a merged-/usr base has /bin → usr/bin)."""
-    parent = parent_of(path)
-    if not parent:
-        return path
-    resolved = base.resolve(parent)
-    name = path.rsplit("/", 1)[-1]
-    return f"{resolved}/{name}" if resolved else name
-
-
-async def _put(layer: LayerBuilder, base: RootFS, added: set[str], entry: Entry) -> None:
-    """Add `entry`, leaving alone a folder the base (or this layer) already has."""
-    if entry.kind == Kind.DIR:
-        if entry.path in added or base.entry(entry.path) is not None:
-            return
-        added.add(entry.path)
-    await layer.add(entry)
 
 
 async def _ca_bundle(base: RootFS, certificates: dict[str, bytes], layer: LayerBuilder) -> None:
