@@ -38,7 +38,7 @@ from dockyard.build.apk.sources import ARCHITECTURES, ApkRepository, repositorie
 from dockyard.build.entries import Entry, Kind, clean_path
 from dockyard.build.errors import InputRejected, Invalid
 from dockyard.build.layers import LayerBuilder
-from dockyard.build.placing import placed, put
+from dockyard.build.placing import fetch_all, placed, put
 from dockyard.build.rootfs import RootFS
 from dockyard.config import ApkSource
 from dockyard.oci.descriptor import Platform
@@ -187,11 +187,7 @@ class ApkPackages:
     async def fetch(self, plan: Plan) -> list[tuple[Path, str, Control]]:
         """Every .apk of the plan's closure, verified, in the cache: path, SHA256, control."""
         async with self._client() as session:
-            return list(
-                await asyncio.gather(
-                    *(self._one(session, plan, c) for c in plan.resolution.choices)
-                )
-            )
+            return await fetch_all(self._one(session, plan, c) for c in plan.resolution.choices)
 
     async def _one(
         self, session: aiohttp.ClientSession, plan: Plan, choice: Choice

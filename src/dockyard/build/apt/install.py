@@ -56,7 +56,7 @@ from dockyard.build.apt.sources import AptSource, SourceError, sources_for
 from dockyard.build.entries import Entry, Kind, clean_path
 from dockyard.build.errors import InputRejected, InputUnavailable, Invalid
 from dockyard.build.layers import LayerBuilder
-from dockyard.build.placing import placed, put
+from dockyard.build.placing import fetch_all, placed, put
 from dockyard.build.rootfs import RootFS
 from dockyard.config import PackageSource
 from dockyard.oci.descriptor import Platform
@@ -289,9 +289,7 @@ class AptPackages:
         """Every `.deb` of the plan's closure, verified, in the cache; their paths in order."""
         async with self._connected() as session:
             choices = plan.resolution.choices
-            return list(
-                await asyncio.gather(*(self._deb(session, plan, c.package) for c in choices))
-            )
+            return await fetch_all(self._deb(session, plan, c.package) for c in choices)
 
     @contextlib.asynccontextmanager
     async def _connected(self) -> AsyncIterator[aiohttp.ClientSession]:
