@@ -40,6 +40,16 @@ async def scanned(folder: Path, target: Target, ref: Reference, manifest: Manife
     return rootfs
 
 
+async def read_base(
+    workdir: Path | None, target: Target, ref: Reference, manifest: Manifest
+) -> RootFS:
+    """The base read once by a build, a plan or a search of this host (kept under
+    `workdir/bases`), or scanned now when there is no `workdir`."""
+    if workdir is None:
+        return await RootFS.scan(target, ref, manifest)
+    return await scanned(workdir / "bases", target, ref, manifest)
+
+
 def _save(folder: Path, path: Path, rootfs: RootFS) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}")

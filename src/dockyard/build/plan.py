@@ -19,6 +19,7 @@ from dockyard.build.accounts import Accounts, Group, User, account_files
 from dockyard.build.apk.install import ApkPackages
 from dockyard.build.apt.deb import Deb
 from dockyard.build.artifacts import Spool, artifact_files, sources_of
+from dockyard.build.basecache import read_base
 from dockyard.build.builder import base_config
 from dockyard.build.entries import clean_path
 from dockyard.build.errors import Invalid
@@ -66,7 +67,7 @@ async def _target(
         base = await image_for_platform(place, base_ref, platform, field="platforms", what=what)
         ref = base_ref.with_digest(base.digest)
         config = await base_config(place, ref, base)
-        rootfs = await RootFS.scan(place, ref, base)
+        rootfs = await read_base(workdir, place, ref, base)
         entry: dict[str, Any] = {"platform": name, "base": str(base.digest), "warnings": []}
         if custom.contents.packages:
             entry["packages"] = await _packages(custom, rootfs, platform, packages, entry)

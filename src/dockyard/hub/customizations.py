@@ -22,10 +22,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dockyard.auth.policy import Action, Role, Subject, may_manage
+from dockyard.build.basecache import read_base
 from dockyard.build.model import Customization, from_fields, split_reference, to_fields
 from dockyard.build.packages import PackageLayers
 from dockyard.build.plan import plan
-from dockyard.build.rootfs import RootFS, image_for_platform
+from dockyard.build.rootfs import image_for_platform
 from dockyard.hub.errors import Conflict, Invalid, NotFound
 from dockyard.hub.jobs import JobQueue
 from dockyard.metadata import accounts as account_rows
@@ -225,12 +226,7 @@ class Customizations:
         base = await image_for_platform(
             place, ref, wanted, field="platform", what=f"{repository}:{tag}"
         )
-        rootfs = await RootFS.scan(
-            place,
-            ref.with_digest(base.digest),
-            base,
-            collect=("etc/os-release", "usr/lib/os-release"),
-        )
+        rootfs = await read_base(self.workdir, place, ref.with_digest(base.digest), base)
         if packages is None:
             return []
         return await packages.search(rootfs, wanted, query)
