@@ -156,6 +156,13 @@ async def test_a_customization_adds_its_layers_on_the_base(place: Place, tmp_pat
     )
     assert reused.index.digest == result.index.digest
     assert reused.lock == result.lock
+    # a layer whose blob the repository no longer has is made again, not reused
+    gone = result.outputs()
+    gone["linux/amd64"]["layers"][0]["descriptor"]["digest"] = "sha256:" + "0" * 64
+    remade = await Builder(place.target, tmp_path).build(
+        CUSTOM, CUSTOM.targets[0], place.registry, previous=gone
+    )
+    assert remade.index.digest == result.index.digest
     assert any("pushed" in line for line in logged)
 
 

@@ -236,9 +236,11 @@ class Builder:
         log(f"{platform}: base image {base.digest}, {len(base.blobs) - 1} layers")
         done = PlatformBuild(platform, base.digest)
         done.lock["base"] = str(base.digest)
-        reusable = {
-            r.key: r for r in (AddedRecord.from_json(x) for x in (previous or {}).get("layers", []))
-        }
+        # a layer of the last build is reused only while the repository still has its blob
+        reusable = {}
+        for record in (AddedRecord.from_json(x) for x in (previous or {}).get("layers", [])):
+            if await self.target.blob_head(base_ref, record.layer.descriptor) is not None:
+                reusable[record.key] = record
         if custom.contents.packages:
             await self._packages(custom, rootfs, platform, work, epoch, reusable, done, log)
         if custom.contents.artifacts:
