@@ -141,6 +141,11 @@ class RootFS:
         """Every path under the directory `prefix` (not following a symlink at its end), sorted."""
         return list(self.tree.under(self.tree.resolve(clean_path(prefix), follow=False)))
 
+    def os_release(self) -> dict[str, str] | None:
+        """The fields of the image's os-release (/etc, else /usr/lib), None when it has none."""
+        text = self.collected("etc/os-release") or self.collected("usr/lib/os-release")
+        return None if text is None else os_release_fields(text.decode("utf-8", "replace"))
+
     def collected(self, path: str) -> bytes | None:
         """The bytes of the file `path` names if the scan collected them, else None."""
         entry = self._file(path)
@@ -178,6 +183,16 @@ class RootFS:
         if entry is not None and entry.kind == Kind.HARDLINK:
             entry = self.entry(entry.link, follow=False)
         return entry if entry is not None and entry.kind == Kind.FILE else None
+
+
+def os_release_fields(text: str) -> dict[str, str]:
+    """`KEY=value` lines of an os-release file, quotes taken off the values."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip().strip('"').strip("'")
+    return fields
 
 
 async def image_for_platform(

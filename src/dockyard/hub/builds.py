@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from dockyard.build.builder import Builder, BuildResult, PackageLayer
-from dockyard.build.errors import BuildError
+from dockyard.build.errors import BuildError, InputUnavailable
 from dockyard.build.model import Customization, Target
 from dockyard.hub.customizations import LOCAL_REGISTRY, Customizations, builder_subject
 from dockyard.hub.jobs import Job, JobContext, Retry
@@ -94,7 +94,7 @@ class CustomizationBuilds:
         outputs = orjson.loads(previous.outputs) if previous and previous.outputs else None
         try:
             result = await builder.build(custom, which, LOCAL_REGISTRY, outputs, note)
-        except (UpstreamUnavailable, ConnectionError, TimeoutError) as exc:
+        except (InputUnavailable, UpstreamUnavailable, ConnectionError, TimeoutError) as exc:
             if job.attempts >= job.max_attempts:
                 note(f"failed: could not reach an input, {job.attempts} times: {exc}")
                 await self._finish(build.id, "failed", error=str(exc), log=lines)

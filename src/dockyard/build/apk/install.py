@@ -54,13 +54,7 @@ class Release:
 
 def os_release(base: RootFS) -> dict[str, str]:
     """The fields of the base's os-release (empty when it has none)."""
-    text = base.collected("etc/os-release") or base.collected("usr/lib/os-release") or b""
-    fields: dict[str, str] = {}
-    for line in text.decode("utf-8", "replace").splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            fields[key.strip()] = value.strip().strip('"').strip("'")
-    return fields
+    return base.os_release() or {}
 
 
 @dataclass

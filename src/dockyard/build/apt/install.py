@@ -352,14 +352,9 @@ def _refusal(exc: SourceError) -> InputUnavailable | InputRejected:
 
 
 def _distribution(base: RootFS) -> Distribution:
-    text = base.collected("etc/os-release") or base.collected("usr/lib/os-release")
-    if text is None:
+    fields = base.os_release()
+    if fields is None:
         raise Invalid(FIELD, "the base has no /etc/os-release: its distribution is unknown")
-    fields: dict[str, str] = {}
-    for line in text.decode("utf-8", "replace").splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            fields[key.strip()] = value.strip().strip('"').strip("'")
     return Distribution(fields.get("ID", ""), fields.get("VERSION_CODENAME", ""))
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from debian.deb822 import Deb822
 
+from dockyard.build.rootfs import os_release_fields
 from dockyard.config import PackageSource
 
 
@@ -204,12 +205,6 @@ def machine_package_sources(etc: Path = Path("/etc")) -> list[PackageSource]:
 
 def _os_release(path: Path) -> dict[str, str]:
     try:
-        text = path.read_text()
+        return os_release_fields(path.read_text())
     except OSError:
         return {}
-    fields = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            fields[key.strip()] = value.strip().strip('"')
-    return fields
