@@ -285,13 +285,16 @@ class Accounts:
         if throttle is not None and address is not None:
             await throttle.check(username, address, time.time())  # or LoginThrottled
         key = hashlib.sha256(f"{username}\0{secret}".encode()).hexdigest()
+        # a password checked from one address vouches for that address only: from any other,
+        # the same credentials pass the throttle afresh, so a guesser elsewhere never meets a
+        # cached answer (nor a check's view of the buckets that may lag on another node)
+        shared = key if throttle is None else f"{key}\0{address}"
         now = time.monotonic()
-        cached = self._cached(key, now)
+        cached = self._cached(shared, now)
         if cached is not None:
             return cached
         # concurrent requests with the same credentials (from the same address, when the
         # throttle may refuse that address) share one check and one guess
-        shared = key if throttle is None else f"{key}\0{address}"
         pending = self._inflight.get(shared)
         if pending is None:
             if throttle is not None and address is not None:
@@ -304,7 +307,7 @@ class Accounts:
             pending.add_done_callback(lambda _: self._inflight.pop(shared, None))
         subject, stamp = await asyncio.shield(pending)
         if subject is not None:
-            self._remember(key, subject, now, stamp)
+            self._remember(shared, subject, now, stamp)
         return subject
 
     async def _stamped(
